@@ -1,0 +1,28 @@
+"""Every model of the library behind one interface: `features(x)` (the embedding), `head` (the classifier),
+`forward(x) == head(features(x))`. `create_model(name, **kwargs)` builds any of them by name."""
+from __future__ import annotations
+
+import torch.nn as nn
+
+from .pairnet import PairNet, SiameseNet
+from .plain import PLAIN_MODELS
+
+_REGISTRY: dict[str, type[nn.Module]] = {
+    "pairnet": PairNet,
+    "siamese": SiameseNet,
+    **PLAIN_MODELS,
+}
+
+
+def register_model(name: str, cls: type[nn.Module]) -> None:
+    _REGISTRY[name] = cls
+
+
+def list_models() -> list[str]:
+    return sorted(_REGISTRY)
+
+
+def create_model(name: str, **kwargs) -> nn.Module:
+    if name not in _REGISTRY:
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
+    return _REGISTRY[name](**kwargs)

@@ -1,0 +1,52 @@
+"""What every paper's notebook does around its parameters cell.
+
+    import lastlayer.notebook as nb
+    nb.mark(globals())                     # the cell before the `parameters` cell
+    # parameters cell: plain assignments only
+    report = nb.start("digit_pairs", globals())   # the cell after it
+
+`start` collects the parameters (every public name the parameters cell and papermill's injected cell
+defined), seeds everything, sets the plotting style, prints the environment, and returns the `Report`.
+"""
+from __future__ import annotations
+
+import os
+
+import torch
+
+from .results import Report
+from .trainer import device_name, resolve_device, seed_everything
+
+_marked: set[str] = set()
+
+
+def mark(namespace: dict) -> None:
+    """Remember the names defined before the parameters cell."""
+    _marked.clear()
+    _marked.update(namespace)
+
+
+def start(paper: str, namespace: dict) -> Report:
+    params = {k: v for k, v in namespace.items() if k not in _marked and not k.startswith("_")}
+    if not params:
+        raise RuntimeError("no parameters found: call nb.mark(globals()) in the cell before the parameters cell")
+    device = resolve_device(params.get("device", "auto"))
+    namespace["device"] = str(device)
+    seed_everything(int(params.get("seed", 0)))
+    os.environ.setdefault("TQDM_DISABLE", "1")  # no progress bars in executed notebooks
+    _plot_style()
+    report = Report(paper, params, device_name(device))
+    print(f"{paper}: device {report.device}, torch {torch.__version__}")
+    return report
+
+
+def _plot_style() -> None:
+    import matplotlib
+    import matplotlib.pyplot as plt
+    from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+    plt.style.use("seaborn-v0_8-colorblind")
+    matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (8, 4),
+                                "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
+                                "axes.spines.right": False, "figure.constrained_layout.use": True})
+    set_matplotlib_formats("png")

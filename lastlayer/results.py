@@ -1,0 +1,161 @@
+"""The results contract (`book/results/<id>.json`): claims with verdicts computed from measurements.
+
+A notebook builds a `Report`, adds each claim through `Report.claim(..., holds=...)` — the verdict is
+derived from booleans the notebook computed from its numbers by the stated criterion, never typed in —
+and ends with `report.save()`. The runner adds the profile, the commit and the wall time.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+VERDICTS = ("reproduced", "partly", "not reproduced", "not testable")
+RESULTS_ENV = "LASTLAYER_RESULTS_DIR"
+PROFILE_ENV = "LASTLAYER_PROFILE"
+REQUIRED_KEYS = ("paper", "profile", "parameters", "device", "torch", "commit", "seconds", "claims", "metrics")
+
+
+@dataclass
+class Claim:
+    id: str
+    statement: str
+    paper: str
+    ours: str
+    verdict: str
+    criterion: str
+
+
+def verdict(holds: bool | None, partly: bool = False) -> str:
+    """'reproduced' if the criterion holds, 'partly' if only its weaker form does, 'not testable' for None."""
+    if holds is None:
+        return "not testable"
+    if holds:
+        return "reproduced"
+    return "partly" if partly else "not reproduced"
+
+
+def mean_std(values, digits: int = 3, scale: float = 1.0) -> str:
+    """'0.931 ± 0.004 (n=10)': the mean and sample standard deviation of repeated measurements."""
+    v = np.asarray(values, dtype=float) * scale
+    std = v.std(ddof=1) if len(v) > 1 else float("nan")
+    return f"{v.mean():.{digits}f} ± {std:.{digits}f} (n={len(v)})"
+
+
+def greater(a, b, alpha: float = 0.05) -> bool:
+    """Is mean(a) > mean(b), by a one-sided Welch t-test at level alpha? (False for identical samples.)"""
+    from scipy.stats import ttest_ind
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    if len(a) < 2 or len(b) < 2:
+        raise ValueError("a t-test needs at least two measurements per group")
+    if np.allclose(a.std(), 0) and np.allclose(b.std(), 0):
+        return bool(a.mean() > b.mean())
+    return bool(ttest_ind(a, b, equal_var=False, alternative="greater").pvalue < alpha)
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str:
+    """HEAD's short hash, with '+dirty' when tracked files differ from it; 'unknown' outside git."""
+    try:
+        run = lambda *a: subprocess.run(["git", *a], cwd=cwd, capture_output=True, text=True, check=True).stdout
+        head = run("rev-parse", "--short=12", "HEAD").strip()
+        dirty = run("status", "--porcelain", "--untracked-files=no").strip()
+        return head + ("+dirty" if dirty else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _jsonable(o):
+    if isinstance(o, (np.floating, np.integer)):
+        return o.item()
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, torch.Tensor):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def _clean(o):
+    """Non-finite floats become None: JSON has no NaN."""
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean(v) for v in o]
+    return o
+
+
+def write_json_atomic(path: str | os.PathLike, data: dict) -> Path:
+    """Write JSON to a temporary file beside `path`, then rename: readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_clean(json.loads(json.dumps(data, default=_jsonable))), indent=1, allow_nan=False)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+class Report:
+    """The claims and metrics of one run of a paper's notebook."""
+
+    def __init__(self, paper: str, parameters: dict, device: str = "cpu"):
+        self.paper = paper
+        self.parameters = dict(parameters)
+        self.device = device
+        self.claims: list[Claim] = []
+        self.metrics: dict = {}
+        self._start = time.perf_counter()
+
+    def claim(self, id: str, statement: str, *, paper: str, ours: str, criterion: str,
+              holds: bool | None, partly: bool = False) -> Claim:
+        if any(c.id == id for c in self.claims):
+            raise ValueError(f"claim {id!r} added twice")
+        c = Claim(id, statement, paper, ours, verdict(holds, partly), criterion)
+        self.claims.append(c)
+        return c
+
+    def to_dict(self) -> dict:
+        return {"paper": self.paper, "profile": os.environ.get(PROFILE_ENV, "custom"),
+                "parameters": self.parameters, "device": self.device, "torch": torch.__version__,
+                "commit": git_commit(), "seconds": round(time.perf_counter() - self._start, 1),
+                "claims": [asdict(c) for c in self.claims], "metrics": self.metrics}
+
+    def table(self):
+        """The claims as a pandas DataFrame, for display in the notebook."""
+        import pandas as pd
+        return pd.DataFrame([asdict(c) for c in self.claims]).set_index("id")[
+            ["statement", "paper", "ours", "verdict", "criterion"]]
+
+    def save(self, directory: str | os.PathLike | None = None) -> Path:
+        """Write `<directory>/<paper>.json` atomically; the directory defaults to $LASTLAYER_RESULTS_DIR
+        or ./results."""
+        directory = Path(directory or os.environ.get(RESULTS_ENV, "results"))
+        return write_json_atomic(directory / f"{self.paper}.json", self.to_dict())
+
+
+def validate(results: dict) -> list[str]:
+    """Problems with a results dict against the contract (empty when it conforms)."""
+    problems = [f"missing key {k!r}" for k in REQUIRED_KEYS if k not in results]
+    for c in results.get("claims", []):
+        for key in ("id", "statement", "paper", "ours", "verdict", "criterion"):
+            if not c.get(key):
+                problems.append(f"claim {c.get('id')!r}: empty {key!r}")
+        if c.get("verdict") not in VERDICTS:
+            problems.append(f"claim {c.get('id')!r}: verdict {c.get('verdict')!r} not in {VERDICTS}")
+    return problems

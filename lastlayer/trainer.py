@@ -1,0 +1,215 @@
+"""One short trainer for every paper: a dataclass config, tensors batched by indexing, hooks.
+
+`fit(model, train, test, config)` trains in place and returns a `TrainResult` with a per-epoch history.
+What a paper needs beyond plain classification comes in through two seams:
+- an `objective(model, x, y) -> (loss, n_correct)`: auxiliary losses, pair read-outs, ...;
+- `Callback`s: `filter_batch` (drop examples before the step: the feature-cache trainer),
+  `after_backward` (gradient norms), `on_epoch_end` (recording classifier vectors, extra metrics).
+"""
+from __future__ import annotations
+
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Callable
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .data import Split, batches
+
+Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """Training produced a NaN or infinite loss; the message says at which epoch and batch."""
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices): same seed and profile, same numbers on CPU."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def device_name(device: str | torch.device = "auto") -> str:
+    """A readable name of the device, for the records: 'cpu (2 threads)' or the GPU's name."""
+    device = resolve_device(device)
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    if device.type == "cpu":
+        return f"cpu ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+    return device.type
+
+
+def classification(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
+    """The default objective: cross-entropy of model(x) against integer labels."""
+    logits = model(x)
+    return F.cross_entropy(logits, y), (logits.argmax(1) == y).sum()
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 0.1
+    optimizer: str = "sgd"  # sgd | adam | adamw | adadelta | adagrad | rmsprop
+    momentum: float = 0.0
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    seed: int = 0  # seeds the order of the batches; the caller seeds the weights
+    device: str = "auto"
+    eval_batch_size: int = 2048
+
+
+_OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+               "adadelta": torch.optim.Adadelta, "adagrad": torch.optim.Adagrad,
+               "rmsprop": torch.optim.RMSprop}
+
+
+def make_optimizer(params, config: TrainConfig) -> torch.optim.Optimizer:
+    name = config.optimizer.lower()
+    if name not in _OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; choose one of {', '.join(_OPTIMIZERS)}")
+    kwargs = {"lr": config.lr, "weight_decay": config.weight_decay}
+    if name == "sgd":
+        kwargs.update(momentum=config.momentum, nesterov=config.nesterov)
+    elif name == "rmsprop":
+        kwargs.update(momentum=config.momentum)
+    return _OPTIMIZERS[name]([p for p in params if p.requires_grad], **kwargs)
+
+
+class Callback:
+    """Hooks into `fit`; override what you need."""
+
+    def on_train_start(self, model: nn.Module, optimizer: torch.optim.Optimizer) -> None: ...
+
+    def filter_batch(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor, epoch: int):
+        return x, y
+
+    def after_backward(self, model: nn.Module, epoch: int, batch: int) -> None: ...
+
+    def on_epoch_end(self, model: nn.Module, epoch: int, history: dict) -> None: ...
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: dict[str, list[float]] = field(default_factory=dict)
+    config: dict = field(default_factory=dict)
+
+    def final(self, key: str) -> float:
+        return self.history[key][-1]
+
+    def best(self, key: str) -> float:
+        return max(self.history[key])
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: Split, objective: Objective = classification,
+             batch_size: int = 2048) -> tuple[float, float]:
+    """(mean loss, accuracy) of `model` on `data` in eval mode; the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(data), batch_size):
+        x, y = data.x[start:start + batch_size], data.y[start:start + batch_size]
+        loss, n_correct = objective(model, x, y)
+        loss_sum += float(loss) * len(x)
+        correct += int(n_correct)
+    model.train(was_training)
+    return loss_sum / len(data), correct / len(data)
+
+
+@torch.no_grad()
+def apply_batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
+                  batch_size: int = 2048) -> torch.Tensor:
+    """fn over x in batches, concatenated: embeddings, logits, feature maps of a whole split."""
+    return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
+
+
+def fit(model: nn.Module, train: Split, test: Split | None = None, config: TrainConfig | None = None, *,
+        objective: Objective = classification, optimizer: torch.optim.Optimizer | None = None,
+        scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
+        callbacks: tuple[Callback, ...] | list[Callback] = (), verbose: bool = False) -> TrainResult:
+    """Train `model` on `train` for `config.epochs`, evaluating on `test` after every epoch.
+
+    The history holds per epoch: train_loss and train_acc (running, over the examples stepped on),
+    test_loss and test_acc, lr, seconds (training time of the epoch, evaluation excluded) and
+    examples (how many were stepped on). Non-finite losses raise `NonFiniteLossError`.
+    """
+    config = config or TrainConfig()
+    device = resolve_device(config.device)
+    model.to(device)
+    train = train.to(device)
+    test = test.to(device) if test is not None else None
+    opt = optimizer or make_optimizer(model.parameters(), config)
+    sched = scheduler(opt) if scheduler is not None else None
+    generator = torch.Generator().manual_seed(config.seed)
+    history: dict[str, list[float]] = {k: [] for k in (
+        "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "examples")}
+    for cb in callbacks:
+        cb.on_train_start(model, opt)
+
+    for epoch in range(config.epochs):
+        model.train()
+        start = time.perf_counter()
+        loss_sum = torch.zeros((), device=device)
+        correct = torch.zeros((), device=device, dtype=torch.long)
+        seen = 0
+        for b, index in enumerate(batches(len(train), config.batch_size, generator=generator, device=device)):
+            x, y = train.x[index], train.y[index]
+            for cb in callbacks:
+                x, y = cb.filter_batch(model, x, y, epoch)
+            if len(x) == 0:
+                continue
+            loss, n_correct = objective(model, x, y)
+            if not torch.isfinite(loss):
+                raise NonFiniteLossError(
+                    f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, batch {b + 1} "
+                    f"(lr {opt.param_groups[0]['lr']:g}): lower the learning rate or check the inputs")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            for cb in callbacks:
+                cb.after_backward(model, epoch, b)
+            opt.step()
+            loss_sum += loss.detach() * len(x)
+            correct += n_correct
+            seen += len(x)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        history["seconds"].append(time.perf_counter() - start)
+        history["examples"].append(seen)
+        history["train_loss"].append(float(loss_sum) / max(seen, 1))
+        history["train_acc"].append(float(correct) / max(seen, 1))
+        history["lr"].append(opt.param_groups[0]["lr"])
+        if test is not None:
+            test_loss, test_acc = evaluate(model, test, objective, config.eval_batch_size)
+            history["test_loss"].append(test_loss)
+            history["test_acc"].append(test_acc)
+        for cb in callbacks:
+            cb.on_epoch_end(model, epoch, history)
+        if sched is not None:
+            if isinstance(sched, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                key = "test_acc" if test is not None else "train_acc"
+                sched.step(history[key][-1])
+            else:
+                sched.step()
+        if verbose:
+            acc = f", test acc {history['test_acc'][-1]:.4f}" if test is not None else ""
+            print(f"epoch {epoch + 1}/{config.epochs}: loss {history['train_loss'][-1]:.4f}{acc}")
+    return TrainResult(model, {k: v for k, v in history.items() if v}, asdict(config))
+
