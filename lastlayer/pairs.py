@@ -31,9 +31,9 @@ def to_pairs(images: torch.Tensor, labels: torch.Tensor, n: int, generator: torc
     """Group the first 2n images of a random permutation into n pairs (the course's `mnist_to_pairs`)."""
     if 2 * n > len(images):
         raise ValueError(f"{n} pairs need {2 * n} images; the split has {len(images)}")
-    pooled = F.avg_pool2d(images, kernel_size=2)
     index = torch.randperm(len(images), generator=generator)[: 2 * n].view(n, 2)
-    x = torch.cat((pooled[index[:, 0]], pooled[index[:, 1]]), dim=1)
+    pooled = F.avg_pool2d(images[index.flatten()], kernel_size=2)  # only the drawn images: same values
+    x = pooled.view(n, 2, *pooled.shape[2:])  # pair i = images index[i, 0] and index[i, 1], as channels
     classes = labels[index]
     target = (classes[:, 0] <= classes[:, 1]).long()
     y = torch.cat((target[:, None], classes), dim=1)
@@ -110,12 +110,16 @@ def train_rounds(kind: str, *, rounds: int = 10, n: int = 1000, epochs: int = 25
     `on_nonfinite='record'` turns a round whose loss became non-finite into NaN accuracies (sweeps over
     learning rates reach such rounds) instead of raising `NonFiniteLossError`.
     `grouped=True` trains all rounds at once as one vectorised model (`lastlayer.group`): the same
-    numbers up to floating-point rounding, several times faster. Callbacks see one ordinary model at a
-    time, so passing `callbacks` trains the rounds one after another, as `grouped=False` does.
+    numbers up to floating-point rounding, one step per batch for all rounds instead of one per round
+    (what that saves depends on the device: `python -m lastlayer bench` measures it).
+    Callbacks see one ordinary model at a time, so passing `callbacks` trains the rounds one after
+    another, as `grouped=False` does.
     """
     from .trainer import NonFiniteLossError, TrainConfig, fit, seed_everything
     if on_nonfinite not in ("raise", "record"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'record', not {on_nonfinite!r}")
+    if rounds < 1:
+        raise ValueError(f"rounds must be at least 1, not {rounds}")
     settings = dict(n=n, epochs=epochs, batch_size=batch_size, lr=lr, c1=c1, c2=c2, hidden=hidden,
                     batch_norm=batch_norm, skip=skip, w_aux=w_aux)
 
@@ -126,7 +130,8 @@ def train_rounds(kind: str, *, rounds: int = 10, n: int = 1000, epochs: int = 25
 
     if grouped and callbacks is None:
         from .group import fit_group, grouped_objective
-        datas, models = zip(*((data, model) for data, (model, _) in map(setup, range(rounds))))
+        rounds_setup = [setup(r) for r in range(rounds)]
+        datas, models = [data for data, _ in rounds_setup], [model for _, (model, _) in rounds_setup]
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device)
         results = fit_group(models, [d.train for d in datas], [d.test for d in datas], config,
                             seeds=[seed + r for r in range(rounds)], objective=grouped_objective(kind, w_aux),

@@ -138,12 +138,18 @@ def parse_value(text: str):
         return text
 
 
+# modules that run, build or benchmark notebooks but compute nothing a notebook reports
+_NOT_SCIENCE = {"runner.py", "cli.py", "book.py", "bench.py", "__main__.py"}
+
+
 def input_hash(paper: str, profile: str, params: dict, paths: Paths) -> str:
     """What decides a run's outcome: the notebook, the profile, the parameters and the library's code."""
     h = hashlib.sha256()
     h.update(paths.notebook(paper).read_bytes())
     h.update(json.dumps({"profile": profile, "parameters": params}, sort_keys=True, default=str).encode())
     for f in sorted(PACKAGE_DIR.rglob("*.py")):
+        if f.name in _NOT_SCIENCE:
+            continue
         h.update(f.relative_to(PACKAGE_DIR).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
@@ -249,7 +255,9 @@ def run(paper: str, profile: str = "cpu", overrides: dict | None = None, *, root
         if problems:
             raise RuntimeError(f"{paper}: results break the contract: {'; '.join(problems)}")
         nb = add_provenance(strip_volatile(json.loads(out.read_text())), results)
-        out.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        # outputs that show where the results went name their place in the book, not the temporary folder
+        text = json.dumps(nb, indent=1, ensure_ascii=False).replace(str(tmp), "book/results")
+        out.write_text(text + "\n")
         _atomic_copy(out, paths.executed(paper))
         write_json_atomic(paths.results(paper), results)
     print(f"{paper}: done in {seconds / 60:.1f} min -> {paths.executed(paper).relative_to(paths.root)}, "

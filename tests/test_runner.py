@@ -101,6 +101,7 @@ def test_run_writes_book_files_and_skips_unchanged(tmp_path):
     assert executed["cells"][1]["id"] == "provenance" and "--profile smoke" in "".join(executed["cells"][1]["source"])
     text = json.dumps(executed)
     assert "start_time" not in text and "duration" not in text and str(tmp_path) not in text
+    assert "lastlayer-digit_pairs-" not in text and "book/results/digit_pairs.json" in text  # no temporary path
     mtime = (root / "book" / "results" / "digit_pairs.json").stat().st_mtime_ns
     runner.run("digit_pairs", "smoke", {"lr": 0.5}, root=root, progress=False)  # unchanged: skipped
     assert (root / "book" / "results" / "digit_pairs.json").stat().st_mtime_ns == mtime

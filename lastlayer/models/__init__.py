@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import torch.nn as nn
 
+from .basenet import BaseNet
+from .convnet import ConvNet
+from .embed2d import Embed2dCNN, Embed2dResNet101
 from .pairnet import PairNet, SiameseNet
 from .plain import PLAIN_MODELS
+from .resnet_cifar import ResNetCifar
 
 _REGISTRY: dict[str, type[nn.Module]] = {
     "pairnet": PairNet,
     "siamese": SiameseNet,
     **PLAIN_MODELS,
+    "convnet": ConvNet,
+    "resnet18_cifar": ResNetCifar,
+    "basenet": BaseNet,
+    "embed2d_cnn": Embed2dCNN,
+    "embed2d_resnet101": Embed2dResNet101,
 }
 
 

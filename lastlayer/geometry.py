@@ -1,0 +1,348 @@
+"""The last layer as geometry (de la Calle et al., "Geometric interpretation of a CNN's last layer").
+
+With a 2-D embedding x and a bias-free classifier, class c scores W_c·x, so each class owns the wedge of
+the plane where its vector wins. This module holds the paper's pieces:
+- the long-tailed training set: class of rank c keeps a fraction g_c = p(1-p)^c of its images;
+- classifier initialisations: the default random one, and the guided one (classes with similar training
+  counts get neighbouring directions), optionally frozen (a fixed, equally spaced classifier);
+- the exact area of each class (a class owns a wedge iff its vector is a vertex of the convex hull of all
+  class vectors) and its share of the test embeddings; the angle each vector turns through in training;
+- a callback recording the class vectors, and one call that trains one arm of the comparison.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, replace
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from .data import Split
+from .models.embed2d import Embed2dCNN, Embed2dResNet101
+from .trainer import Callback, TrainConfig, apply_batched, evaluate, fit, resolve_device, seed_everything
+
+ARMS = ("random", "guided", "norm", "fixed")
+ARM_LABELS = {"random": "random init", "guided": "guided init",
+              "norm": "random init, norms constrained", "fixed": "fixed, equally spaced (guided order)"}
+LAYOUTS = ("zigzag", "ring")
+BACKBONES = ("cnn", "resnet101")
+
+
+# --- the long-tailed training set ------------------------------------------------------------------
+
+def long_tail_fractions(classes: int = 10, p: float = 0.5) -> np.ndarray:
+    """g_c = p (1 - p)^c for ranks c = 1..classes (the paper's eq. 5)."""
+    if not 0 < p < 1:
+        raise ValueError(f"the long-tail parameter p must lie in (0, 1), not {p}")
+    return p * (1 - p) ** np.arange(1, classes + 1)
+
+
+def _check_order(order, classes: int) -> list[int]:
+    order = list(range(classes)) if order is None else [int(c) for c in order]
+    if sorted(order) != list(range(classes)):
+        raise ValueError(f"the class order must be a permutation of 0..{classes - 1}, not {order}")
+    return order
+
+
+def long_tail_counts(available, p: float = 0.5, order=None) -> np.ndarray:
+    """How many images each class keeps: round(available[k] * g_c), where class k = order[c - 1] has rank c.
+
+    `available` holds the balanced counts per class (indexed by class); the result is indexed by class too.
+    """
+    available = np.asarray(available, dtype=np.int64)
+    order = _check_order(order, len(available))
+    g = long_tail_fractions(len(available), p)
+    counts = np.empty_like(available)
+    for rank, k in enumerate(order):
+        counts[k] = int(round(available[k] * g[rank]))
+    if (counts == 0).any():
+        empty = [k for k in range(len(counts)) if counts[k] == 0]
+        raise ValueError(f"p = {p} leaves class(es) {empty} without a single training image; use a smaller p")
+    return counts
+
+
+def class_counts(split: Split, classes: int | None = None) -> np.ndarray:
+    """Images per class in a split."""
+    classes = classes or len(split.classes) or int(split.y.max()) + 1
+    return np.bincount(split.y.cpu().numpy(), minlength=classes)
+
+
+def long_tail(split: Split, p: float = 0.5, order=None, seed: int = 0) -> Split:
+    """The long-tailed version of `split`: a random subset (fixed by `seed`) of each class, of the sizes
+    `long_tail_counts` gives; `order` lists the classes from the largest (rank 1) to the smallest."""
+    return subset_with_counts(split, long_tail_counts(class_counts(split), p, order), seed)
+
+
+def balanced_subset(split: Split, per_class: int | None, seed: int = 0) -> Split:
+    """`per_class` random images of every class (all of them for None): a cheaper, still balanced test set."""
+    if per_class is None:
+        return split
+    available = class_counts(split)
+    if per_class < 1 or per_class > available.min():
+        raise ValueError(f"per_class must lie in 1..{available.min()} (the smallest class), not {per_class}")
+    return subset_with_counts(split, np.full(len(available), per_class), seed)
+
+
+def subset_with_counts(split: Split, counts, seed: int = 0) -> Split:
+    """A random subset of `split` with counts[k] images of class k."""
+    generator = torch.Generator().manual_seed(seed)
+    y = split.y.cpu()
+    keep = [torch.nonzero(y == k).flatten() for k in range(len(counts))]
+    keep = [m[torch.randperm(len(m), generator=generator)[:n]] for m, n in zip(keep, counts)]
+    return split.subset(torch.cat(keep).sort().values.to(split.y.device))
+
+
+# --- classifier initialisations --------------------------------------------------------------------
+
+def guided_directions(counts, layout: str = "zigzag", start_angle: float = 0.0) -> np.ndarray:
+    """Unit class vectors (C, 2), equally spaced on the circle, placed by training count.
+
+    Classes are ranked by count (largest first; ties by class index). 'ring' puts rank r at angle
+    2πr/C, so the largest and the smallest class end up neighbours across the wrap; 'zigzag' puts the
+    largest at 0 and the next ones alternately on either side (+1, -1, +2, -2, ... slots), so every class
+    neighbours classes of similar size and the smallest meet opposite the largest.
+    """
+    counts = np.asarray(counts)
+    if layout not in LAYOUTS:
+        raise ValueError(f"unknown guided layout {layout!r}; choose one of {', '.join(LAYOUTS)}")
+    n = len(counts)
+    ranked = sorted(range(n), key=lambda k: (-counts[k], k))
+    if layout == "ring":
+        slots = list(range(n))
+    else:
+        slots = [0] + [s for i in range(1, n) for s in (i, -i)][:n - 1]
+    angles = np.empty(n)
+    for rank, k in enumerate(ranked):
+        angles[k] = start_angle + 2 * math.pi * slots[rank] / n
+    return np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+@torch.no_grad()
+def init_guided(head: nn.Module, counts, layout: str = "zigzag", norm: float | None = None) -> None:
+    """Point the class vectors along `guided_directions`. Every vector gets length `norm`, by default the
+    mean length of the head's current (random) vectors, so that only the directions change."""
+    weight = head.weight
+    if weight.shape != (len(counts), 2):
+        raise ValueError(f"guided initialisation needs a (classes, 2) classifier, got {tuple(weight.shape)}")
+    norm = float(weight.norm(dim=1).mean()) if norm is None else norm
+    directions = torch.as_tensor(guided_directions(counts, layout), dtype=weight.dtype, device=weight.device)
+    target = head.direction if hasattr(head, "direction") else head.weight  # NormConstrainedLinear or Linear
+    target.copy_(norm * directions)
+
+
+def freeze(head: nn.Module) -> None:
+    """Keep the classifier fixed: its parameters get no gradient and the optimiser never sees them."""
+    for p in head.parameters():
+        p.requires_grad_(False)
+
+
+# --- areas and angles ------------------------------------------------------------------------------
+
+def _hull(points: np.ndarray) -> list[int]:
+    """Indices of the convex hull's vertices, counter-clockwise (Andrew's monotone chain). Points on an
+    edge are not vertices; of identical points only the lowest index counts (argmax keeps the first)."""
+    unique = {}
+    for i, pt in enumerate(map(tuple, points)):
+        unique.setdefault(pt, i)
+    idx = sorted(unique.values(), key=lambda i: (points[i, 0], points[i, 1]))
+    if len(idx) <= 2:
+        return idx
+
+    def cross(o, a, b):
+        return (points[a, 0] - points[o, 0]) * (points[b, 1] - points[o, 1]) - \
+               (points[a, 1] - points[o, 1]) * (points[b, 0] - points[o, 0])
+
+    lower, upper = [], []
+    for i in idx:
+        while len(lower) >= 2 and cross(lower[-2], lower[-1], i) <= 0:
+            lower.pop()
+        lower.append(i)
+    for i in reversed(idx):
+        while len(upper) >= 2 and cross(upper[-2], upper[-1], i) <= 0:
+            upper.pop()
+        upper.append(i)
+    return lower[:-1] + upper[:-1]
+
+
+def class_wedges(weight) -> list[tuple[int, float, float]]:
+    """The wedge of the plane each class wins, exactly: [(class, start, end)] in radians, counter-clockwise
+    from start to end, for the classes that win any direction (the hull's vertices); the others win none.
+
+    Without a bias, argmax_c W_c·x depends only on x's direction u, and the winner for u is the hull vertex
+    that supports the hull in direction u: vertex v_i wins between the outward normals of its two edges.
+    """
+    w = np.asarray(torch.as_tensor(weight).detach().cpu(), dtype=np.float64)
+    if w.ndim != 2 or w.shape[1] != 2:
+        raise ValueError(f"class vectors must be a (classes, 2) array, got shape {w.shape}")
+    vertices = _hull(w)
+    if len(vertices) == 1:
+        return [(vertices[0], 0.0, 2 * math.pi)]
+    normals = []
+    for a, b in zip(vertices, vertices[1:] + vertices[:1]):
+        dx, dy = w[b] - w[a]
+        normals.append(math.atan2(-dx, dy))  # the outward normal of a counter-clockwise edge
+    return [(v, normals[i - 1], normals[i]) for i, v in enumerate(vertices)]
+
+
+def class_areas(weight) -> np.ndarray:
+    """The share of all directions of the plane (of the 2π angle) each class wins; zero off the hull."""
+    n = len(weight)
+    areas = np.zeros(n)
+    for c, start, end in class_wedges(weight):
+        areas[c] = ((end - start) % (2 * math.pi) or 2 * math.pi) / (2 * math.pi)
+    return areas
+
+
+def embedding_shares(weight, embeddings) -> np.ndarray:
+    """The share of the given embeddings each class wins (its share of the predictions)."""
+    w = torch.as_tensor(np.asarray(weight), dtype=torch.float32)
+    e = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
+    return np.bincount((e @ w.T).argmax(1).numpy(), minlength=len(w)) / len(e)
+
+
+def turn_angles(start, end) -> np.ndarray:
+    """The angle (degrees, 0..180) between each class vector at `start` and at `end`."""
+    a, b = np.asarray(start, float), np.asarray(end, float)
+    cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    return np.degrees(np.arccos(np.clip(cos, -1, 1)))
+
+
+def angular_order(weight) -> list[int]:
+    """The classes sorted by the angle of their vector, rotated to start at class 0: two classifiers with
+    the same list have their vectors in the same cyclic order around the origin."""
+    w = np.asarray(weight, float)
+    order = list(np.argsort(np.arctan2(w[:, 1], w[:, 0]), kind="stable"))
+    i = order.index(0)
+    return [int(c) for c in order[i:] + order[:i]]
+
+
+def epochs_to(curve, fraction: float = 0.95, tail: int = 3) -> int:
+    """The first epoch (1-based) at which `curve` reaches `fraction` of its final level (the mean of its
+    last `tail` values): how long a run takes to converge."""
+    curve = np.asarray(curve, float)
+    if len(curve) == 0:
+        raise ValueError("an empty curve never converges")
+    target = fraction * curve[-tail:].mean()
+    return int(np.argmax(curve >= target)) + 1
+
+
+class ClassifierRecorder(Callback):
+    """Records the class vectors (head.weight) before training and after every epoch."""
+
+    def __init__(self):
+        self.vectors: list[np.ndarray] = []
+
+    def _record(self, model: nn.Module) -> None:
+        self.vectors.append(model.head.weight.detach().cpu().numpy().copy())
+
+    def on_train_start(self, model, optimizer):
+        self.vectors.clear()
+        self._record(model)
+
+    def on_epoch_end(self, model, epoch, history):
+        self._record(model)
+
+    @property
+    def trajectory(self) -> np.ndarray:
+        """(epochs + 1, classes, 2)."""
+        return np.stack(self.vectors)
+
+
+# --- one arm of the comparison ---------------------------------------------------------------------
+
+@dataclass
+class GeometryRun:
+    """One training of one arm with one seed, and what the geometric analysis needs from it."""
+    arm: str
+    seed: int
+    history: dict
+    trajectory: np.ndarray        # (epochs + 1, classes, 2): class vectors before training, after each epoch
+    train_counts: np.ndarray      # training images per class
+    train_acc: float              # final, eval mode, whole long-tailed training set
+    test_acc: float               # final, eval mode, whole test set given
+    test_embedding: np.ndarray    # (N, 2) final embeddings of the test images
+    test_labels: np.ndarray
+    model: nn.Module | None = field(default=None, repr=False)
+
+    @property
+    def weight(self) -> np.ndarray:
+        return self.trajectory[-1]
+
+    @property
+    def areas(self) -> np.ndarray:
+        return class_areas(self.weight)
+
+    @property
+    def no_area(self) -> list[int]:
+        """Classes whose vector is inside the hull: they win no direction and can never be predicted."""
+        return [int(c) for c in np.flatnonzero(self.areas == 0)]
+
+    @property
+    def test_shares(self) -> np.ndarray:
+        return embedding_shares(self.weight, self.test_embedding)
+
+    @property
+    def class_test_acc(self) -> np.ndarray:
+        pred = (self.test_embedding @ self.weight.T).argmax(1)
+        return np.array([(pred[self.test_labels == k] == k).mean() for k in range(len(self.weight))])
+
+    @property
+    def turns(self) -> np.ndarray:
+        return turn_angles(self.trajectory[0], self.trajectory[-1])
+
+    def summary(self) -> dict:
+        shares = self.test_shares
+        return {"arm": self.arm, "seed": self.seed, "train_acc": self.train_acc, "test_acc": self.test_acc,
+                "no_area": len(self.no_area), "no_test_area": int((shares == 0).sum()),
+                "median_turn": float(np.median(self.turns)), "max_turn": float(self.turns.max()),
+                "order_kept": angular_order(self.trajectory[0]) == angular_order(self.weight),
+                "epochs_to_95": epochs_to(self.history["train_acc"])}
+
+
+def make_model(backbone: str = "cnn", classes: int = 10, constrain_norm: float | None = None) -> nn.Module:
+    if backbone == "cnn":
+        return Embed2dCNN(classes, constrain_norm=constrain_norm)
+    if backbone == "resnet101":
+        return Embed2dResNet101(classes, constrain_norm=constrain_norm)
+    raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+
+
+def train_arm(arm: str, seed: int, train: Split, test: Split, config: TrainConfig, *, backbone: str = "cnn",
+              milestones: tuple[int, ...] = (), gamma: float = 0.2, layout: str = "zigzag",
+              constrain_norm: float = 1.0, keep_model: bool = False) -> GeometryRun:
+    """Train one arm on the (long-tailed) `train`, evaluating on `test` after every epoch.
+
+    Arms: 'random' (the default Xavier classifier), 'guided' (guided directions, trained), 'norm' (random
+    directions, every class vector's norm held at `constrain_norm`), 'fixed' (guided directions, frozen).
+    The same seed gives every arm the same backbone initialisation and batch order, so arms compare in pairs.
+    The learning rate is multiplied by `gamma` at each epoch in `milestones` (the paper: 1/5 at 15 and 80).
+    """
+    if arm not in ARMS:
+        raise ValueError(f"unknown arm {arm!r}; choose one of {', '.join(ARMS)}")
+    classes = len(train.classes) or int(train.y.max()) + 1
+    counts = class_counts(train, classes)
+    seed_everything(seed)
+    model = make_model(backbone, classes, constrain_norm if arm == "norm" else None)
+    if arm in ("guided", "fixed"):
+        init_guided(model.head, counts, layout)
+    if arm == "fixed":
+        freeze(model.head)
+    config = replace(config, seed=seed)
+    device = resolve_device(config.device)
+    train, test = train.to(device), test.to(device)
+    recorder = ClassifierRecorder()
+    scheduler = (lambda opt: torch.optim.lr_scheduler.MultiStepLR(opt, list(milestones), gamma)) \
+        if milestones else None
+    result = fit(model, train, test, config, scheduler=scheduler, callbacks=[recorder])
+    _, train_acc = evaluate(model, train, batch_size=config.eval_batch_size)
+    _, test_acc = evaluate(model, test, batch_size=config.eval_batch_size)
+    model.eval()
+    embedding = apply_batched(model.features, test.x, config.eval_batch_size).cpu().numpy()
+    return GeometryRun(arm, seed, result.history, recorder.trajectory, counts, train_acc, test_acc,
+                       embedding, test.y.cpu().numpy(), model if keep_model else None)
+
+
+def compare(arms, seeds, train: Split, test: Split, config: TrainConfig, **kwargs) -> list[GeometryRun]:
+    """Every arm with every seed (see `train_arm`)."""
+    return [train_arm(arm, seed, train, test, config, **kwargs) for arm in arms for seed in seeds]
