@@ -23,10 +23,6 @@ _REGISTRY: dict[str, type[nn.Module]] = {
 }
 
 
-def register_model(name: str, cls: type[nn.Module]) -> None:
-    _REGISTRY[name] = cls
-
-
 def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
