@@ -13,7 +13,7 @@ import pickle
 import numpy as np
 import torch
 
-from .data import DATASETS, DataError, Split, _checked_files, data_root, load_split
+from lastlayer.data import DATASETS, DataError, Split, _checked_files, data_root, load_split
 
 _STL10 = ("stl10_binary", {
     "train": [("train_X.bin", "918c2871b30a85fa023e0c44e0bee87f"), ("train_y.bin", "5a34089d4802c674881badbb80307741")],

@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from .data import DataError, Split, data_root
-from .trainer import Callback
+from lastlayer.data import DataError, Split, data_root
+from lastlayer.training.trainer import Callback
 
 ASV_DATASETS = ("car", "food", "fungi")
 _EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp"}

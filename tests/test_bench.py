@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from lastlayer.bench import main, markdown_table
+from lastlayer.book.bench import main, markdown_table
 from lastlayer.data import DataError
 
 

@@ -7,9 +7,9 @@ import pytest
 import yaml
 
 from lastlayer import PAPERS, PROFILES
-from lastlayer.book import load_results, scorecard, times_table
-from lastlayer.results import validate
-from lastlayer.runner import available_papers, prepare
+from lastlayer.book.pages import load_results, scorecard, times_table
+from lastlayer.book.report import validate
+from lastlayer.book.runner import available_papers, prepare
 
 from .conftest import ROOT
 

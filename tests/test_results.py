@@ -3,7 +3,7 @@ import os
 
 import pytest
 
-from lastlayer.results import Report, greater, mean_std, validate, verdict, write_json_atomic
+from lastlayer.book.report import Report, greater, mean_std, validate, verdict, write_json_atomic
 
 
 def test_verdict_rule():

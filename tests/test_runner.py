@@ -6,8 +6,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from lastlayer import runner
-from lastlayer.runner import RunnerError, check_parameters, notebook_defaults, parse_value, prepare
+from lastlayer.book import runner
+from lastlayer.book.runner import RunnerError, check_parameters, notebook_defaults, parse_value, prepare
 
 PARAMS = "seed = 0\nepochs = 3\nlr = 0.1\nname = 'x'\nsizes = [1, 2]\nflag = True\nextra = None\n"
 
@@ -17,7 +17,7 @@ def make_project(tmp_path, params=PARAMS, body="report.metrics['lr'] = lr\nrepor
     (tmp_path / "notebooks").mkdir()
     nb = new_notebook(cells=[
         new_markdown_cell("# A title"),
-        new_code_cell("import lastlayer.notebook as nb\nnb.mark(globals())"),
+        new_code_cell("import lastlayer.book.notebook as nb\nnb.mark(globals())"),
         new_code_cell(params, metadata={"tags": ["parameters"]}),
         new_code_cell("report = nb.start('digit_pairs', globals())\n"
                       "report.claim('c', 's', paper='p', ours='o', criterion='lr > 0', holds=lr > 0)"),

@@ -3,8 +3,8 @@ import torch
 import torch.nn as nn
 
 from lastlayer.data import Split
-from lastlayer.gradients import GradientNorms
-from lastlayer.trainer import (Callback, NonFiniteLossError, TrainConfig, evaluate, fit, make_optimizer,
+from lastlayer.training.callbacks import GradientNorms
+from lastlayer.training.trainer import (Callback, NonFiniteLossError, TrainConfig, evaluate, fit, make_optimizer,
                                resolve_device, seed_everything)
 
 

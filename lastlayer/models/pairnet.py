@@ -81,7 +81,7 @@ class SiameseNet(nn.Module):
 def pair_objective(model: nn.Module, x: torch.Tensor, y: torch.Tensor):
     """Cross-entropy on the pair target; accuracy of argmax(model(x))."""
     logits = model(x)
-    t = y[:, 0]  # labels of pairs are (target, digit 1, digit 2): see lastlayer.pairs
+    t = y[:, 0]  # labels of pairs are (target, digit 1, digit 2): see lastlayer.papers.digit_pairs
     return F.cross_entropy(logits, t), (logits.argmax(1) == t).sum()
 
 

@@ -1,16 +1,16 @@
-"""The caching trainer's rules, feature-map datasets and FGSM (lastlayer.feature_cache, lastlayer.attacks)."""
+"""The caching trainer's rules, feature-map datasets and FGSM (lastlayer.papers.feature_cache, lastlayer.robustness.attacks)."""
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
-from lastlayer.attacks import adversarial_accuracy, fgsm
+from lastlayer.robustness.attacks import adversarial_accuracy, fgsm
 from lastlayer.data import Split
-from lastlayer.feature_cache import (FeatureCache, feature_map_split, feature_maps, feature_vector, layer_output,
+from lastlayer.papers.feature_cache.experiments import (FeatureCache, feature_map_split, feature_maps, feature_vector, layer_output,
                                      time_to_accuracy)
 from lastlayer.models.basenet import BaseNet
-from lastlayer.trainer import TrainConfig, fit
+from lastlayer.training.trainer import TrainConfig, fit
 
 
 def test_feature_vector_on_a_hand_made_map():

@@ -14,10 +14,10 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from .data import DATASETS, Split, load
-from .imagefolder import load_image_folder
-from .init import DEFAULT_CAP, initialize
-from .trainer import Callback, NonFiniteLossError, TrainConfig, fit, seed_everything
+from lastlayer.data import DATASETS, Split, load
+from lastlayer.imagefolder import load_image_folder
+from lastlayer.init import DEFAULT_CAP, initialize
+from lastlayer.training.trainer import Callback, NonFiniteLossError, TrainConfig, fit, seed_everything
 
 
 def load_data(name: str, train_size: int | None = None, val_size: int | None = None, *, seed: int = 0,

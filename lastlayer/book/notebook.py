@@ -1,6 +1,6 @@
 """What every paper's notebook does around its parameters cell.
 
-    import lastlayer.notebook as nb
+    import lastlayer.book.notebook as nb
     nb.mark(globals())                     # the cell before the `parameters` cell
     # parameters cell: plain assignments only
     report = nb.start("digit_pairs", globals())   # the cell after it
@@ -14,8 +14,8 @@ import os
 
 import torch
 
-from .results import Report
-from .trainer import device_name, resolve_device, seed_everything
+from lastlayer.book.report import Report
+from lastlayer.training.trainer import device_name, resolve_device, seed_everything
 
 _marked: set[str] = set()
 

@@ -7,10 +7,10 @@ import torch
 import torch.nn.functional as F
 
 from lastlayer import metrics
-from lastlayer.corruptions import corrupt
+from lastlayer.robustness.corruptions import corrupt
 from lastlayer.data import DataError, Split
 from lastlayer.datasets_extra import load_dataset
-from lastlayer.fixed_classifier import Bench, RandomCropFlip, Variant, paper_variants, run
+from lastlayer.papers.fixed_classifier.experiments import Bench, RandomCropFlip, Variant, paper_variants, run
 from lastlayer.heads import ClassifierHead, attach_head, random_class_vectors
 from lastlayer.models.convnet import ConvNet
 from lastlayer.models.resnet_cifar import resnet18_cifar

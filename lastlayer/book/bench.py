@@ -5,7 +5,7 @@
    through a `DataLoader`), same model, optimiser and batch size: images per second and their ratio.
 2. The trainer against the compute floor: forward, backward and step of the same model on batches
    prepared beforehand, with no data handling and no bookkeeping.
-3. Ten digit-pair models trained as one group (`lastlayer.group`) against one after another
+3. Ten digit-pair models trained as one group (`lastlayer.papers.digit_pairs.group`) against one after another
    (`train_rounds(grouped=False)`): seconds per epoch and the speedup.
 4. The wall time of each notebook's last run, from `book/results/<id>.json`.
 
@@ -15,6 +15,7 @@ Every timing is the median of repeats after a warm-up run. The result goes to `b
 from __future__ import annotations
 
 import gzip
+import importlib
 import os
 import platform
 import shutil
@@ -29,10 +30,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from . import PAPERS
-from .data import DataError, Split, data_root, load_split
-from .results import write_json_atomic
-from .trainer import TrainConfig, device_name, fit, resolve_device
+from lastlayer import PAPERS
+from lastlayer.data import DataError, Split, data_root, load_split
+from lastlayer.book.report import write_json_atomic
+from lastlayer.training.trainer import TrainConfig, device_name, fit, resolve_device
 
 # The PyTorch MNIST example's normalisation, optimiser and batch size.
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
@@ -153,29 +154,15 @@ def bench_trainer(device: torch.device, images: int, repeats: int) -> dict:
             "speedup_vs_canonical": t_canonical / t_fit, "fit_over_floor": t_fit / t_floor}
 
 
-def bench_group(device: torch.device, kinds: list[str], rounds: int, n: int, epochs: int, repeats: int,
-                **model_kwargs) -> list[dict]:
-    """Seconds per epoch of `train_rounds` for `rounds` models, one after another and as one group.
-
-    Wall time per epoch includes each epoch's evaluation and the drawing of the pairs; the training
-    time alone (the histories' `seconds`) is recorded too."""
-    from .pairs import train_rounds
-    out = []
-    for kind in kinds:
-        row = {"kind": kind, "models": rounds, "n": n, "epochs": epochs, "repeats": repeats, **model_kwargs}
-        for grouped in (False, True):
-            last = {}
-
-            def run():
-                last["result"] = train_rounds(kind, rounds=rounds, n=n, epochs=epochs, device=str(device),
-                                              grouped=grouped, **model_kwargs)
-
-            name = "grouped" if grouped else "sequential"
-            row[f"{name}_s_per_epoch"] = _median_time(run, repeats, device) / epochs
-            row[f"{name}_train_s_per_epoch"] = sum(sum(h["seconds"]) for h in last["result"].histories) / epochs
-        row["speedup"] = row["sequential_s_per_epoch"] / row["grouped_s_per_epoch"]
-        row["train_speedup"] = row["sequential_train_s_per_epoch"] / row["grouped_train_s_per_epoch"]
-        out.append(row)
+def paper_benches(device: torch.device, quick: bool) -> dict:
+    """The benchmarks a paper's package contributes (`lastlayer/papers/<id>/bench.py`, function `bench`),
+    found by name so that the core never imports a paper."""
+    import importlib.util
+    out = {}
+    for paper in PAPERS:
+        name = f"lastlayer.papers.{paper}.bench"
+        if importlib.util.find_spec(name) is not None:
+            out[paper] = importlib.import_module(name).bench(device, quick)
     return out
 
 
@@ -202,10 +189,7 @@ def run_bench(root: Path, quick: bool = False, device: str = "auto") -> dict:
     goal = GOALS["speedup_gpu"] if dev.type == "cuda" else GOALS["speedup_cpu"]
     trainer = bench_trainer(dev, images=256 if quick else 12800, repeats=1 if quick else 5)
     trainer.update(goal_speedup=goal, goal_fit_over_floor=GOALS["floor_overhead"])
-    if quick:
-        group = bench_group(dev, ["pair"], rounds=10, n=100, epochs=1, repeats=1, c1=4, c2=4, hidden=4)
-    else:
-        group = bench_group(dev, ["pair", "siamese2"], rounds=10, n=1000, epochs=2, repeats=3)
+    group = paper_benches(dev, quick).get("digit_pairs", [])
     return {**info, "trainer": trainer, "group": group, "notebooks": notebook_times(root)}
 
 
@@ -226,7 +210,7 @@ def markdown_table(bench: dict) -> str:
              "| loop | images/s | speed relative to the canonical loop | goal |", "|---|---|---|---|",
              f"| canonical PyTorch loop (torchvision `MNIST`, `ToTensor`/`Normalize`, `DataLoader`) | "
              f"{_fmt(t['canonical_images_per_s'], 0)} | 1.00x | |",
-             f"| `lastlayer.trainer.fit` (tensors on the device, batched by indexing) | "
+             f"| `lastlayer.training.fit` (tensors on the device, batched by indexing) | "
              f"{_fmt(t['fit_images_per_s'], 0)} | {_fmt(t['speedup_vs_canonical'])}x | >= {t['goal_speedup']:g}x |",
              f"| compute floor (forward, backward, step on prepared batches) | {_fmt(t['floor_images_per_s'], 0)} | "
              f"{_fmt(t['floor_images_per_s'] / t['canonical_images_per_s'])}x | |", "",

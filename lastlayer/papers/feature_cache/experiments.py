@@ -25,9 +25,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import Split
-from .models.basenet import BaseNet
-from .trainer import (Callback, TrainConfig, TrainResult, apply_batched, evaluate, fit, resolve_device,
+from lastlayer.data import Split
+from lastlayer.models.basenet import BaseNet
+from lastlayer.training.trainer import (Callback, TrainConfig, TrainResult, apply_batched, evaluate, fit, resolve_device,
                       seed_everything)
 
 COMPARES = (">=", "<=")
@@ -307,7 +307,7 @@ def feature_map_experiment(train: Split, test: Split, base_config: TrainConfig, 
     protocol attacks with the base model's gradients (`fgsm_*`), and we add the feature-map model
     attacked through its own gradients (`fgsm_own_*`).
     """
-    from .attacks import adversarial_accuracy
+    from lastlayer.robustness.attacks import adversarial_accuracy
     if init not in ("base", "scratch"):
         raise ValueError(f"init must be 'base' or 'scratch', not {init!r}")
     dev = resolve_device(base_config.device)

@@ -2,10 +2,10 @@ import pytest
 import torch
 
 from lastlayer.data import Split
-from lastlayer.group import fit_group, group, grouped_objective, ungroup
+from lastlayer.papers.digit_pairs.group import fit_group, group, grouped_objective, ungroup
 from lastlayer.models.pairnet import PairNet, SiameseNet
-from lastlayer.pairs import build, digit_pairs, train_rounds
-from lastlayer.trainer import NonFiniteLossError, TrainConfig, fit, seed_everything
+from lastlayer.papers.digit_pairs.experiments import build, digit_pairs, train_rounds
+from lastlayer.training.trainer import NonFiniteLossError, TrainConfig, fit, seed_everything
 
 SMALL = dict(c1=6, c2=5, hidden=7)
 # batch norm and skips on and off, each model kind at least once

@@ -10,8 +10,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from . import PAPERS
-from .results import VERDICTS
+from lastlayer import PAPERS
+from lastlayer.book.report import VERDICTS
 
 TITLES = {
     "geometry": "Geometry of the last layer",

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from lastlayer.data import DataError, Split
 from lastlayer.imagefolder import RandomResizedCrop, load_image_folder
 from lastlayer.init import METHODS, initialize, pool_gamma, pool_tau, std_table, trace
-from lastlayer.init_experiment import train_with_init
+from lastlayer.papers.asv_init.experiments import train_with_init
 from lastlayer.models import create_model
 from lastlayer.models.plain import f34
 from lastlayer.signal import jumps, signal_variances
-from lastlayer.trainer import TrainConfig
+from lastlayer.training.trainer import TrainConfig
 
 # The notes' F34 table (10 classes, 224x224): layer -> (Kaiming fwd, Kaiming bwd, ASV fwd, ASV bwd)
 F34_NOTES = {

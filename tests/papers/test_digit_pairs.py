@@ -4,8 +4,8 @@ import torch.nn.functional as F
 
 from lastlayer.data import load_split
 from lastlayer.models.pairnet import PairNet, SiameseNet, pair_objective, siamese_objective
-from lastlayer.pairs import build, digit_pairs, to_pairs, train_rounds
-from lastlayer.trainer import Callback, NonFiniteLossError
+from lastlayer.papers.digit_pairs.experiments import build, digit_pairs, to_pairs, train_rounds
+from lastlayer.training.trainer import Callback, NonFiniteLossError
 
 
 def test_pairs_shapes_and_target_rule(data_root):

@@ -1,8 +1,10 @@
 """The results contract (`book/results/<id>.json`): claims with verdicts computed from measurements.
 
-A notebook builds a `Report`, adds each claim through `Report.claim(..., holds=...)` — the verdict is
-derived from booleans the notebook computed from its numbers by the stated criterion, never typed in —
-and ends with `report.save()`. The runner adds the profile, the commit and the wall time.
+A notebook builds a `Report`; its paper's package decides each claim from the runs with the claim's declared
+rule (`lastlayer.claims.Claim.decide`, the shared functions of `lastlayer.stats`) and adds it with
+`report.add(claim, decision)`; the per-run measurements the rules consumed go in with `report.add_runs(...)`.
+Nothing is typed in by hand. The notebook ends with `report.save()`; the runner adds the profile, the commit
+and the wall time.
 """
 from __future__ import annotations
 
@@ -19,10 +21,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
-VERDICTS = ("reproduced", "partly", "not reproduced", "not testable")
+VERDICTS = ("reproduced", "partly", "inconclusive", "not reproduced", "not testable")
 RESULTS_ENV = "LASTLAYER_RESULTS_DIR"
 PROFILE_ENV = "LASTLAYER_PROFILE"
-REQUIRED_KEYS = ("paper", "profile", "parameters", "device", "torch", "commit", "seconds", "claims", "metrics")
+REQUIRED_KEYS = ("paper", "profile", "parameters", "device", "torch", "commit", "seconds", "claims", "runs",
+                 "metrics")
+CLAIM_KEYS = ("id", "statement", "paper", "ours", "estimate", "interval", "n", "rule", "rule_parameters",
+              "declaration_hash", "setting", "verdict", "criterion")
 
 
 @dataclass
@@ -122,29 +127,35 @@ class Report:
         self.paper = paper
         self.parameters = dict(parameters)
         self.device = device
-        self.claims: list[Claim] = []
+        self.claims: list[dict] = []
+        self.runs: list[dict] = []
         self.metrics: dict = {}
         self._start = time.perf_counter()
 
-    def claim(self, id: str, statement: str, *, paper: str, ours: str, criterion: str,
-              holds: bool | None, partly: bool = False) -> Claim:
-        if any(c.id == id for c in self.claims):
-            raise ValueError(f"claim {id!r} added twice")
-        c = Claim(id, statement, paper, ours, verdict(holds, partly), criterion)
-        self.claims.append(c)
-        return c
+    def add(self, claim, decision, ours: str | None = None) -> dict:
+        """Add a declared claim (`lastlayer.claims.Claim`) with the decision its rule computed."""
+        if any(c["id"] == claim.id for c in self.claims):
+            raise ValueError(f"claim {claim.id!r} added twice")
+        entry = claim.entry(decision, ours)
+        self.claims.append(entry)
+        return entry
+
+    def add_runs(self, rows) -> None:
+        """The raw per-run measurements the claims' rules consumed (dicts of scalars), so that every verdict
+        can be recomputed from the results file without rerunning."""
+        self.runs.extend(dict(r) for r in rows)
 
     def to_dict(self) -> dict:
         return {"paper": self.paper, "profile": os.environ.get(PROFILE_ENV, "custom"),
                 "parameters": self.parameters, "device": self.device, "torch": torch.__version__,
                 "commit": git_commit(), "seconds": round(time.perf_counter() - self._start, 1),
-                "claims": [asdict(c) for c in self.claims], "metrics": self.metrics}
+                "claims": list(self.claims), "runs": self.runs, "metrics": self.metrics}
 
     def table(self):
         """The claims as a pandas DataFrame, for display in the notebook."""
         import pandas as pd
-        return pd.DataFrame([asdict(c) for c in self.claims]).set_index("id")[
-            ["statement", "paper", "ours", "verdict", "criterion"]]
+        return pd.DataFrame(self.claims).set_index("id")[["verdict", "statement", "paper", "ours", "setting",
+                                                          "criterion"]]
 
     def save(self, directory: str | os.PathLike | None = None) -> Path:
         """Write `<directory>/<paper>.json` atomically; the directory defaults to $LASTLAYER_RESULTS_DIR
@@ -157,8 +168,11 @@ def validate(results: dict) -> list[str]:
     """Problems with a results dict against the contract (empty when it conforms)."""
     problems = [f"missing key {k!r}" for k in REQUIRED_KEYS if k not in results]
     for c in results.get("claims", []):
-        for key in ("id", "statement", "paper", "ours", "verdict", "criterion"):
-            if not c.get(key):
+        for key in CLAIM_KEYS:
+            if key not in c:
+                problems.append(f"claim {c.get('id')!r}: missing {key!r}")
+        for key in ("id", "statement", "paper", "ours", "verdict", "criterion", "rule", "setting", "declaration_hash"):
+            if key in c and not c.get(key):
                 problems.append(f"claim {c.get('id')!r}: empty {key!r}")
         if c.get("verdict") not in VERDICTS:
             problems.append(f"claim {c.get('id')!r}: verdict {c.get('verdict')!r} not in {VERDICTS}")

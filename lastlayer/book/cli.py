@@ -5,8 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from . import PAPERS, PROFILES
-from .runner import RunnerError, available_papers, default_root, parse_value, prepare_notebooks, run
+from lastlayer import PAPERS, PROFILES
+from lastlayer.book.runner import RunnerError, available_papers, default_root, parse_value, prepare_notebooks, run
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     args = _parser().parse_args(argv)
     root = default_root()
-    from . import book
+    from lastlayer.book import pages as book
     try:
         if args.command == "run":
             overrides = {name: parse_value(value) for name, value in args.param}

@@ -15,14 +15,14 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
-from . import metrics
-from .corruptions import corrupt
-from .data import Split, normalize
-from .datasets_extra import load_dataset
-from .heads import attach_head
-from .models.convnet import ConvNet
-from .models.resnet_cifar import resnet18_cifar
-from .trainer import Callback, TrainConfig, apply_batched, evaluate, fit, resolve_device
+from lastlayer import metrics
+from lastlayer.robustness.corruptions import corrupt
+from lastlayer.data import Split, normalize
+from lastlayer.datasets_extra import load_dataset
+from lastlayer.heads import attach_head
+from lastlayer.models.convnet import ConvNet
+from lastlayer.models.resnet_cifar import resnet18_cifar
+from lastlayer.training.trainer import Callback, TrainConfig, apply_batched, evaluate, fit, resolve_device
 
 BACKBONES = {"convnet": ConvNet, "resnet18": resnet18_cifar}
 

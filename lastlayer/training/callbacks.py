@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch.nn as nn
 
-from .trainer import Callback
+from lastlayer.training.trainer import Callback
 
 
 class GradientNorms(Callback):

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import yaml
 
-from . import PAPERS, PROFILES
-from .data import DATA_ENV
-from .results import PROFILE_ENV, RESULTS_ENV, git_commit, validate, write_json_atomic
+from lastlayer import PAPERS, PROFILES
+from lastlayer.data import DATA_ENV
+from lastlayer.book.report import PROFILE_ENV, RESULTS_ENV, git_commit, validate, write_json_atomic
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # lastlayer/
 
 
 class RunnerError(ValueError):
@@ -138,18 +138,27 @@ def parse_value(text: str):
         return text
 
 
-# modules that run, build or benchmark notebooks but compute nothing a notebook reports
-_NOT_SCIENCE = {"runner.py", "cli.py", "book.py", "bench.py", "__main__.py"}
+def code_files(paper: str) -> list[Path]:
+    """The code that decides a paper's numbers: the core of the library and that paper's package. The book
+    tooling (`lastlayer/book/`) runs and renders notebooks but computes nothing they report, and the other
+    papers' packages cannot reach this one (the core imports no paper), so editing them leaves it current."""
+    files = []
+    for f in sorted(PACKAGE_DIR.rglob("*.py")):
+        part = f.relative_to(PACKAGE_DIR).parts
+        if part[0] == "book" or f.name == "__main__.py":
+            continue
+        if part[0] == "papers" and len(part) > 2 and part[1] != paper:
+            continue
+        files.append(f)
+    return files
 
 
 def input_hash(paper: str, profile: str, params: dict, paths: Paths) -> str:
-    """What decides a run's outcome: the notebook, the profile, the parameters and the library's code."""
+    """What decides a run's outcome: the notebook, the profile, the parameters, the core's and the paper's code."""
     h = hashlib.sha256()
     h.update(paths.notebook(paper).read_bytes())
     h.update(json.dumps({"profile": profile, "parameters": params}, sort_keys=True, default=str).encode())
-    for f in sorted(PACKAGE_DIR.rglob("*.py")):
-        if f.name in _NOT_SCIENCE:
-            continue
+    for f in code_files(paper):
         h.update(f.relative_to(PACKAGE_DIR).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .data import Split, load_split
+from lastlayer.data import Split, load_split
 
 
 @dataclass
@@ -90,7 +90,7 @@ def build(kind: str, c1: int = 64, c2: int = 64, hidden: int = 64, batch_norm: b
           skip: bool = False, w_aux: float = 10 ** -0.5):
     """(model, objective) of a model kind: 'pair', 'siamese2' (auxiliary loss, head read-out) or
     'siamese10' (trained on the digit losses alone, read out by comparing the two predicted digits)."""
-    from .models.pairnet import PairNet, SiameseNet, pair_objective, siamese_objective
+    from lastlayer.models.pairnet import PairNet, SiameseNet, pair_objective, siamese_objective
     if kind == "pair":
         return PairNet(c1, c2, hidden, batch_norm, skip), pair_objective
     if kind == "siamese2":
@@ -109,13 +109,13 @@ def train_rounds(kind: str, *, rounds: int = 10, n: int = 1000, epochs: int = 25
     `callbacks(r)` may return a list of callbacks for round r (e.g. gradient-norm recorders).
     `on_nonfinite='record'` turns a round whose loss became non-finite into NaN accuracies (sweeps over
     learning rates reach such rounds) instead of raising `NonFiniteLossError`.
-    `grouped=True` trains all rounds at once as one vectorised model (`lastlayer.group`): the same
+    `grouped=True` trains all rounds at once as one vectorised model (`lastlayer.papers.digit_pairs.group`): the same
     numbers up to floating-point rounding, one step per batch for all rounds instead of one per round
     (what that saves depends on the device: `python -m lastlayer bench` measures it).
     Callbacks see one ordinary model at a time, so passing `callbacks` trains the rounds one after
     another, as `grouped=False` does.
     """
-    from .trainer import NonFiniteLossError, TrainConfig, fit, seed_everything
+    from lastlayer.training.trainer import NonFiniteLossError, TrainConfig, fit, seed_everything
     if on_nonfinite not in ("raise", "record"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'record', not {on_nonfinite!r}")
     if rounds < 1:
@@ -129,7 +129,7 @@ def train_rounds(kind: str, *, rounds: int = 10, n: int = 1000, epochs: int = 25
         return data, build(kind, c1, c2, hidden, batch_norm, skip, w_aux)
 
     if grouped and callbacks is None:
-        from .group import fit_group, grouped_objective
+        from lastlayer.papers.digit_pairs.group import fit_group, grouped_objective
         rounds_setup = [setup(r) for r in range(rounds)]
         datas, models = [data for data, _ in rounds_setup], [model for _, (model, _) in rounds_setup]
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device)

@@ -26,9 +26,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .data import Split
-from .models.pairnet import PairBranch, PairNet, SiameseNet
-from .trainer import NonFiniteLossError, TrainConfig, TrainResult, make_optimizer, resolve_device
+from lastlayer.data import Split
+from lastlayer.models.pairnet import PairBranch, PairNet, SiameseNet
+from lastlayer.training.trainer import NonFiniteLossError, TrainConfig, TrainResult, make_optimizer, resolve_device
 
 # A grouped objective: (model, x (B, G, ...), y (B, G, ...)) -> (per-member mean losses (G,), correct (G,)).
 GroupObjective = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -237,7 +237,7 @@ def grouped_siamese_objective(w_pair: float = 1.0, w_aux: float = 10 ** -0.5, re
 
 
 def grouped_objective(kind: str, w_aux: float = 10 ** -0.5) -> GroupObjective:
-    """The grouped counterpart of `lastlayer.pairs.build(kind, ...)`'s objective."""
+    """The grouped counterpart of `lastlayer.papers.digit_pairs.experiments.build(kind, ...)`'s objective."""
     if kind == "pair":
         return grouped_pair_objective
     if kind == "siamese2":

@@ -18,9 +18,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .data import Split
-from .models.embed2d import Embed2dCNN, Embed2dResNet101
-from .trainer import Callback, TrainConfig, apply_batched, evaluate, fit, resolve_device, seed_everything
+from lastlayer.data import Split
+from lastlayer.models.embed2d import Embed2dCNN, Embed2dResNet101
+from lastlayer.training.trainer import Callback, TrainConfig, apply_batched, evaluate, fit, resolve_device, seed_everything
 
 ARMS = ("random", "guided", "norm", "fixed")
 ARM_LABELS = {"random": "random init", "guided": "guided init",

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 import torch
 
-from lastlayer import geometry as g
+from lastlayer.papers.geometry import experiments as g
 from lastlayer.data import Split
 from lastlayer.models.embed2d import Embed2dCNN, NormConstrainedLinear
-from lastlayer.trainer import TrainConfig
+from lastlayer.training.trainer import TrainConfig
 
 
 def toy_split(per_class=40, classes=10, size=28):

@@ -1,0 +1,1 @@
+"""The paper `asv_init`."""
