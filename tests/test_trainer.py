@@ -49,6 +49,38 @@ def test_non_finite_loss_names_epoch_and_batch():
         fit(mlp(), blobs(), None, TrainConfig(epochs=3, batch_size=100), callbacks=[Explode()])
 
 
+def test_deferred_check_names_the_first_bad_batch(monkeypatch):
+    """The GPU path (one check per epoch, no host sync per step) reports the same epoch and batch."""
+    from lastlayer.training import trainer
+
+    class ExplodeFromBatch3(Callback):
+        def __init__(self):
+            self.batch = 0
+
+        def filter_batch(self, model, x, y, epoch):
+            self.batch += 1
+            return (x * float("inf") if epoch == 0 and self.batch >= 3 else x), y
+
+    monkeypatch.setattr(trainer, "defer_checks", lambda device: True)
+    seed_everything(0)
+    with pytest.raises(NonFiniteLossError, match="epoch 1, batch 3"):
+        fit(mlp(), blobs(), None, TrainConfig(epochs=2, batch_size=50), callbacks=[ExplodeFromBatch3()])
+
+
+def test_bf16_autocast_and_channels_last_train():
+    """The GPU options run on any device and still learn (their numerics differ from fp32 by design)."""
+    seed_everything(0)
+    conv = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(), nn.Linear(4 * 4 * 4, 3))
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 3, (300,), generator=g)
+    x = torch.randn(300, 1, 4, 4, generator=g) * 0.3 + y[:, None, None, None].float()
+    data = Split(x, y)
+    result = fit(conv, data, data, TrainConfig(epochs=10, batch_size=30, lr=0.1, momentum=0.9, amp="bf16", channels_last=True))
+    assert result.history["test_acc"][-1] > 0.9
+    with pytest.raises(ValueError, match="amp"):
+        fit(conv, data, None, TrainConfig(epochs=1, amp="fp8"))
+
+
 def test_filter_batch_drops_examples():
     class DropHalf(Callback):
         def filter_batch(self, model, x, y, epoch):

@@ -73,6 +73,10 @@ class TrainConfig:
     seed: int = 0  # seeds the order of the batches; the caller seeds the weights
     device: str = "auto"
     eval_batch_size: int = 2048
+    # GPU speed-ups, off by default because they change the numerics beyond bit-exactness (say so where used):
+    amp: str | None = None        # 'bf16': autocast the forward pass to bfloat16 (CUDA, and CPU for tests)
+    channels_last: bool = False   # NHWC memory layout for conv nets on tensor cores
+    compile: bool = False         # torch.compile the model; pays a compile time once per run
 
 
 _OPTIMIZERS = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
@@ -114,9 +118,6 @@ class TrainResult:
     def final(self, key: str) -> float:
         return self.history[key][-1]
 
-    def best(self, key: str) -> float:
-        return max(self.history[key])
-
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: Split, objective: Objective = classification,
@@ -141,6 +142,17 @@ def apply_batched(fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor,
     return torch.cat([fn(x[i:i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
+def defer_checks(device: torch.device) -> bool:
+    """Whether `fit` checks the loss once per epoch (from a flag kept on the device) rather than per step."""
+    return device.type == "cuda"
+
+
+def _raise_non_finite(value: float, epoch: int, batch: int, opt) -> None:
+    raise NonFiniteLossError(
+        f"non-finite loss ({value}) at epoch {epoch + 1}, batch {batch + 1} "
+        f"(lr {opt.param_groups[0]['lr']:g}): lower the learning rate or check the inputs")
+
+
 def fit(model: nn.Module, train: Split, test: Split | None = None, config: TrainConfig | None = None, *,
         objective: Objective = classification, optimizer: torch.optim.Optimizer | None = None,
         scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
@@ -153,9 +165,14 @@ def fit(model: nn.Module, train: Split, test: Split | None = None, config: Train
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
+    if config.amp not in (None, "bf16"):
+        raise ValueError(f"amp must be None or 'bf16', not {config.amp!r}")
     model.to(device)
     train = train.to(device)
     test = test.to(device) if test is not None else None
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+        train = Split(train.x.contiguous(memory_format=torch.channels_last), train.y, train.classes)
     opt = optimizer or make_optimizer(model.parameters(), config)
     sched = scheduler(opt) if scheduler is not None else None
     generator = torch.Generator().manual_seed(config.seed)
@@ -163,12 +180,18 @@ def fit(model: nn.Module, train: Split, test: Split | None = None, config: Train
         "train_loss", "train_acc", "test_loss", "test_acc", "lr", "seconds", "examples")}
     for cb in callbacks:
         cb.on_train_start(model, opt)
+    step_model = torch.compile(model) if config.compile else model
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=config.amp == "bf16")
+    # On a GPU the loss is checked without a host sync per step: the first bad batch is kept on the device
+    # and read once per epoch, so kernels queue freely. On a CPU there is no queue to stall: check at once.
+    check_now = not defer_checks(device)
 
     for epoch in range(config.epochs):
         model.train()
         start = time.perf_counter()
         loss_sum = torch.zeros((), device=device)
         correct = torch.zeros((), device=device, dtype=torch.long)
+        first_bad = torch.full((), -1, device=device, dtype=torch.long)
         seen = 0
         for b, index in enumerate(batches(len(train), config.batch_size, generator=generator, device=device)):
             x, y = train.x[index], train.y[index]
@@ -176,19 +199,24 @@ def fit(model: nn.Module, train: Split, test: Split | None = None, config: Train
                 x, y = cb.filter_batch(model, x, y, epoch)
             if len(x) == 0:
                 continue
-            loss, n_correct = objective(model, x, y)
-            if not torch.isfinite(loss):
-                raise NonFiniteLossError(
-                    f"non-finite loss ({loss.item()}) at epoch {epoch + 1}, batch {b + 1} "
-                    f"(lr {opt.param_groups[0]['lr']:g}): lower the learning rate or check the inputs")
+            with autocast:
+                loss, n_correct = objective(step_model, x, y)
+            if check_now:
+                if not torch.isfinite(loss):
+                    _raise_non_finite(float(loss), epoch, b, opt)
+            else:
+                bad = ~torch.isfinite(loss.detach()) & (first_bad < 0)
+                first_bad = torch.where(bad, torch.full_like(first_bad, b), first_bad)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             for cb in callbacks:
                 cb.after_backward(model, epoch, b)
             opt.step()
-            loss_sum += loss.detach() * len(x)
+            loss_sum += loss.detach().float() * len(x)
             correct += n_correct
             seen += len(x)
+        if not check_now and int(first_bad) >= 0:  # one sync per epoch
+            _raise_non_finite(float("nan"), epoch, int(first_bad), opt)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         history["seconds"].append(time.perf_counter() - start)
@@ -197,7 +225,8 @@ def fit(model: nn.Module, train: Split, test: Split | None = None, config: Train
         history["train_acc"].append(float(correct) / max(seen, 1))
         history["lr"].append(opt.param_groups[0]["lr"])
         if test is not None:
-            test_loss, test_acc = evaluate(model, test, objective, config.eval_batch_size)
+            with autocast:
+                test_loss, test_acc = evaluate(model, test, objective, config.eval_batch_size)
             history["test_loss"].append(test_loss)
             history["test_acc"].append(test_acc)
         for cb in callbacks:
