@@ -2,33 +2,42 @@ import json
 
 import pytest
 
-from lastlayer.book.bench import main, markdown_table
+from lastlayer.book.bench import device_slug, load_benches, main, markdown_table
 from lastlayer.data import DataError
 
 
-def test_quick_bench_writes_json_and_table(tmp_path, data_root, capsys):
-    results = tmp_path / "book" / "results"
-    results.mkdir(parents=True)
-    (results / "geometry.json").write_text(json.dumps(
-        {"paper": "geometry", "profile": "cpu", "device": "cpu (2 threads, 2 cores)", "seconds": 312.5}))
-    main(tmp_path, quick=True)
-    bench = json.loads((results / "bench.json").read_text())
-    for key in ("device", "threads", "torch", "torchvision", "trainer", "group", "notebooks", "quick"):
+def test_quick_bench_writes_one_file_per_device(tmp_path, data_root, capsys):
+    bench = main(tmp_path, quick=True)
+    files = list((tmp_path / "book" / "results" / "bench").glob("*.json"))
+    assert [f.name for f in files] == ["cpu.json"]
+    assert json.loads(files[0].read_text()) == json.loads(json.dumps(bench))
+    for key in ("device", "threads", "torch", "torchvision", "trainer", "papers", "quick"):
         assert key in bench, key
+    assert "notebooks" not in bench  # wall times come from the results files only
     t = bench["trainer"]
     for key in ("canonical_images_per_s", "fit_images_per_s", "floor_images_per_s"):
         assert t[key] > 0, key
+    assert t["graphed_floor_images_per_s"] is None  # CUDA graphs exist only on a GPU
     assert t["speedup_vs_canonical"] == pytest.approx(t["fit_images_per_s"] / t["canonical_images_per_s"])
     assert t["fit_over_floor"] == pytest.approx(t["floor_images_per_s"] / t["fit_images_per_s"])
-    (g,) = bench["group"]
-    assert g["models"] == 10 and g["speedup"] == pytest.approx(
-        g["sequential_s_per_epoch"] / g["grouped_s_per_epoch"])
-    assert bench["notebooks"] == [{"paper": "geometry", "profile": "cpu", "device": "cpu (2 threads, 2 cores)",
-                                   "seconds": 312.5}]
+    (g,) = bench["papers"]["digit_pairs"]
+    assert g["models"] == 10 and g["speedup"] == pytest.approx(g["sequential_s_per_epoch"] / g["grouped_s_per_epoch"])
     table = markdown_table(bench)
     assert table in capsys.readouterr().out
-    assert "| geometry | cpu | cpu (2 threads, 2 cores) | 5.2 |" in table
-    assert f"| pair | 10 | {g['n']} |" in table
+    assert "digit_pairs/bench.py" in table and "graphed floor" not in table
+
+
+def test_benches_of_several_devices_load_cpu_first(tmp_path):
+    folder = tmp_path / "book" / "results" / "bench"
+    folder.mkdir(parents=True)
+    for name, device in [("cuda-nvidia-h100", "cuda (NVIDIA H100)"), ("cpu", "cpu (2 threads, 2 cores)")]:
+        (folder / f"{name}.json").write_text(json.dumps({"device": device}))
+    assert [b["device"] for b in load_benches(tmp_path)] == ["cpu (2 threads, 2 cores)", "cuda (NVIDIA H100)"]
+
+
+def test_device_slug():
+    assert device_slug("cpu (2 threads, 2 cores)") == "cpu"
+    assert device_slug("cuda (NVIDIA H100 80GB HBM3)") == "cuda-nvidia-h100-80gb-hbm3"
 
 
 def test_bench_names_missing_mnist(tmp_path, monkeypatch):

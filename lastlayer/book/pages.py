@@ -73,10 +73,10 @@ def write_pages(root: Path) -> list[Path]:
     results = load_results(root)
     pages = {root / "book" / "scorecard.md": scorecard(results),
              root / "book" / "_generated" / "times.md": times_table(results)}
-    bench = root / "book" / "results" / "bench.json"
-    if bench.exists():
-        from .bench import markdown_table
-        pages[root / "book" / "_generated" / "bench.md"] = markdown_table(json.loads(bench.read_text()))
+    from .bench import load_benches, markdown_table
+    benches = load_benches(root)
+    if benches:
+        pages[root / "book" / "_generated" / "bench.md"] = "\n".join(markdown_table(b) for b in benches)
     for path, text in pages.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:

@@ -21,7 +21,9 @@ def bench_group(device: torch.device, kinds: list[str], rounds: int, n: int, epo
     time alone (the histories' `seconds`) is recorded too."""
     out = []
     for kind in kinds:
-        row = {"kind": kind, "models": rounds, "n": n, "epochs": epochs, "repeats": repeats, **model_kwargs}
+        row = {"title": "Many small models at once: digit-pair models, one per round, trained one after another "
+                          "or as one group (seconds per epoch, each epoch's evaluation included)",
+               "kind": kind, "models": rounds, "n": n, "epochs": epochs, "repeats": repeats, **model_kwargs}
         for grouped in (False, True):
             last = {}
 

@@ -1,0 +1,429 @@
+"""Decision rules: from measurements to a verdict on a claim, through a confidence interval.
+
+Every rule turns data into an interval at level 1 - alpha and reads the verdict off where the interval
+lies relative to the claim's boundaries. A point estimate alone never decides: an interval that straddles
+a boundary gives "inconclusive", with `n_needed`, the n per group that would decide if the observed
+effect and spread held. Pure numpy/scipy, so the rules can be tested on synthetic data in seconds.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+from scipy import stats as _st
+
+VERDICTS = ("reproduced", "partly", "inconclusive", "not reproduced", "not testable")
+Z = 1.96            # normal quantile behind n_needed: a planning figure, not a decision
+RATE_N_CAP = 10**6  # beyond this n a rate near the threshold is called undecidable (n_needed None)
+
+
+def _sig(x):
+    return None if x is None else float(f"{float(x):.6g}")
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: str
+    estimate: float | None
+    interval: tuple[float, float] | None
+    n: int
+    detail: str
+    n_needed: int | None = None
+    parts: tuple["Decision", ...] = ()
+
+    def __post_init__(self):
+        if self.verdict not in VERDICTS:
+            raise ValueError(f"unknown verdict {self.verdict!r}; expected one of {VERDICTS}")
+
+    def to_dict(self) -> dict:
+        return {"verdict": self.verdict, "estimate": _sig(self.estimate),
+                "interval": None if self.interval is None else [_sig(v) for v in self.interval],
+                "n": int(self.n), "n_needed": self.n_needed, "detail": self.detail,
+                "parts": [p.to_dict() for p in self.parts]}
+
+
+# ---------------------------------------------------------------- input checks and intervals
+def _values(x, name="values", min_n=2, ndim=(1,)) -> np.ndarray:
+    arr = np.asarray(x, dtype=float)
+    if arr.ndim not in ndim:
+        raise ValueError(f"{name}: expected {' or '.join(map(str, ndim))}-D values, got shape {arr.shape}")
+    if len(arr) < min_n:
+        raise ValueError(f"{name}: need at least {min_n} values, got {len(arr)}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name}: contains non-finite values (nan or inf)")
+    return arr
+
+
+def _alpha(alpha):
+    if not (isinstance(alpha, (int, float)) and 0 < alpha < 1):
+        raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
+    return float(alpha)
+
+
+def _choice(value, options, name):
+    if value not in options:
+        raise ValueError(f"{name} must be one of {options}, got {value!r}")
+    return value
+
+
+def _level(alpha):
+    return f"{100 * (1 - alpha):g}%"
+
+
+def _num(x, name, low=-math.inf, strict=False):
+    """A finite real option, optionally bounded below (strictly or not)."""
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a number, got {x!r}") from None
+    if not math.isfinite(x) or x < low or (strict and x == low):
+        raise ValueError(f"{name} must be finite and {'>' if strict else '>='} {low:g}, got {x!r}")
+    return x
+
+
+def _v(yes, no):
+    """The three verdicts an interval can give; `yes` is checked first."""
+    return "reproduced" if yes else ("not reproduced" if no else "inconclusive")
+
+
+def mean_interval(a, b=None, *, paired=False, alpha=0.05):
+    """t-interval for mean(a), mean(a - b) (paired) or mean(a) - mean(b) (Welch).
+
+    Returns (estimate, (lo, hi), n, sd_for_power), where sd_for_power is the spread per unit of n:
+    the standard error at n per group is about sd_for_power / sqrt(n) (sqrt(var_a + var_b) for Welch).
+    """
+    alpha = _alpha(alpha)
+    a = _values(a, "a")
+    if b is None or paired:
+        if paired:
+            if b is None:
+                raise ValueError("paired=True needs b")
+            b = _values(b, "b")
+            if len(a) != len(b):
+                raise ValueError(f"paired samples need equal lengths, got {len(a)} and {len(b)}")
+            a = a - b
+        n, est, sd = len(a), float(a.mean()), float(a.std(ddof=1))
+        se, df = sd / math.sqrt(n), n - 1
+    else:
+        b = _values(b, "b")
+        va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+        n, est, se = min(len(a), len(b)), float(a.mean() - b.mean()), math.sqrt(va + vb)
+        sd = math.sqrt(a.var(ddof=1) + b.var(ddof=1))
+        # Welch-Satterthwaite degrees of freedom; undefined (0/0) only when both variances vanish
+        df = se**4 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1)) if se > 0 else 1.0
+    if se == 0:  # degenerate: no spread, the interval is the point
+        return est, (est, est), n, 0.0
+    h = float(_st.t.ppf(1 - alpha / 2, df)) * se
+    return est, (est - h, est + h), n, sd
+
+
+_FAST = {np.mean, np.median, np.std, np.var, np.min, np.max, np.sum}
+
+
+def _boot_stats(values, statistic, rng, n_boot):
+    idx = rng.integers(0, len(values), size=(n_boot, len(values)))
+    if statistic in _FAST and values.ndim == 1:  # numpy reductions vectorise over resamples
+        return np.asarray(statistic(values[idx], axis=1), dtype=float)
+    return np.array([float(statistic(values[i])) for i in idx])
+
+
+def _boot_iv(reps, est, n, alpha, basic=False):
+    """Bootstrap interval from replicates, at percentile levels widened for small n.
+
+    The plain percentile interval undercovers with a handful of runs (it uses z and the /n variance);
+    Hesterberg's expanded percentile picks levels at sqrt(n/(n-1)) * t_{n-1} instead, which tends to
+    the plain one as n grows. `basic` reflects the quantiles around the estimate (2*est - q), which
+    removes the first-order bias of statistics such as a maximum of means."""
+    reps = reps[np.isfinite(reps)]  # e.g. a correlation of a constant resample: dropped, not counted
+    if len(reps) == 0:
+        raise ValueError("bootstrap: no finite replicate of the statistic")
+    a = 2 * _st.norm.sf(math.sqrt(n / (n - 1)) * _st.t.ppf(1 - alpha / 2, n - 1))
+    lo, hi = (float(q) for q in np.quantile(reps, [a / 2, 1 - a / 2]))
+    return (2 * est - hi, 2 * est - lo) if basic else (lo, hi)
+
+
+def _n_boot(n_boot):
+    if not (isinstance(n_boot, (int, np.integer)) and n_boot >= 100):
+        raise ValueError(f"n_boot must be an integer >= 100, got {n_boot!r}")
+    return int(n_boot)
+
+
+def bootstrap_interval(values, statistic=np.median, *, alpha=0.05, n_boot=10000, seed=0):
+    """Percentile bootstrap over the units (elements of a 1-D array, rows of a 2-D one).
+    Returns (estimate, (lo, hi), n, se_boot)."""
+    alpha, values, n_boot = _alpha(alpha), _values(values, ndim=(1, 2)), _n_boot(n_boot)
+    reps, est = _boot_stats(values, statistic, np.random.default_rng(seed), n_boot), float(statistic(values))
+    return est, _boot_iv(reps, est, len(values), alpha), len(values), float(np.nanstd(reps))
+
+
+def bootstrap_diff(a, b, statistic=np.mean, *, alpha=0.05, n_boot=10000, seed=0):
+    """Percentile bootstrap of statistic(a) - statistic(b), each group resampled independently.
+    Returns (estimate, (lo, hi), min(n_a, n_b), se_boot)."""
+    alpha, a, b = _alpha(alpha), _values(a, "a", ndim=(1, 2)), _values(b, "b", ndim=(1, 2))
+    rng, n_boot, n = np.random.default_rng(seed), _n_boot(n_boot), min(len(a), len(b))
+    reps = _boot_stats(a, statistic, rng, n_boot) - _boot_stats(b, statistic, rng, n_boot)
+    est = float(statistic(a)) - float(statistic(b))
+    return est, _boot_iv(reps, est, n, alpha), n, float(np.nanstd(reps))
+
+
+def _cp(k, n, alpha):
+    """Clopper-Pearson bounds, vectorised over k and n (fractional k: the continuous extension)."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    with np.errstate(invalid="ignore"):  # beta(0, .) at k = 0 or k = n is nan; np.where discards it
+        lo = np.where(k > 0, _st.beta.ppf(alpha / 2, k, n - k + 1), 0.0)
+        hi = np.where(k < n, _st.beta.ppf(1 - alpha / 2, k + 1, n - k), 1.0)
+    return lo, hi
+
+
+def exact_rate_interval(k, n, alpha=0.05):
+    """Clopper-Pearson interval for a binomial rate k / n."""
+    alpha, k, n = _alpha(alpha), _num(k, "k"), _num(n, "n")
+    if not (n >= 1 and 0 <= k <= n):
+        raise ValueError(f"need 0 <= k <= n and n >= 1, got k={k!r}, n={n!r}")
+    lo, hi = _cp(k, n, alpha)
+    return float(lo), float(hi)
+
+
+# ---------------------------------------------------------------- from interval to verdict
+def _n_needed(judge, est, sd, boundaries, n):
+    """Smallest n whose normal-approximation interval est +- Z*sd/sqrt(n) decides.
+
+    The verdict can only change where the half-width crosses the distance to a boundary, so those
+    crossings are the only candidates. At least n + 1: the interval at this n did not decide."""
+    if not (sd and sd > 0 and est is not None):
+        return None
+    cands = sorted({max(n + 1, int((Z * sd / abs(est - b)) ** 2) + 1) for b in boundaries if est != b})
+    for m in cands:
+        h = Z * sd / math.sqrt(m)
+        if judge(est - h, est + h) != "inconclusive":
+            return m
+    return None
+
+
+def _decide(judge, boundaries, est, iv, n, sd, alpha, what, claim):
+    verdict = judge(*iv)
+    need = _n_needed(judge, est, sd, boundaries, n) if verdict == "inconclusive" else None
+    detail = (f"{what} {est:.4g}, {_level(alpha)} interval [{iv[0]:.4g}, {iv[1]:.4g}] (n = {n}) "
+              f"against the claim {claim}: {verdict}"
+              + (f"; about n = {need} would decide." if need else "."))
+    return Decision(verdict, est, iv, n, detail, need)
+
+
+def _effect(a, b, paired, alpha):
+    est, iv, n, sd = mean_interval(a, b, paired=paired, alpha=alpha)
+    what = "mean" if b is None else ("mean paired difference" if paired else "difference of means (Welch)")
+    return est, iv, n, sd, what
+
+
+def direction(a, b=None, *, paired=False, expected="greater", min_effect=0.0, alpha=0.05):
+    """Claim a > b (or a < b; with b None, mean(a) > 0 or < 0)."""
+    s = {"greater": 1.0, "less": -1.0}[_choice(expected, ("greater", "less"), "expected")]
+    min_effect = _num(min_effect, "min_effect", 0.0)
+    est, iv, n, sd, what = _effect(a, b, paired, alpha)
+
+    def judge(lo, hi):  # on the expected side, e = s * effect; once e > 0 is shown, min_effect plays no part
+        elo, ehi = sorted((s * lo, s * hi))
+        return _v(elo > 0, ehi <= 0 or ehi < min_effect)
+    claim = f"{'>' if s > 0 else '<'} 0"
+    if min_effect:
+        claim += f" (contradicted {'below' if s > 0 else 'above'} {s * min_effect:g})"
+    return _decide(judge, (0.0, s * min_effect), est, iv, n, sd, alpha, what, claim)
+
+
+def magnitude(a, b=None, *, paired=False, target, tolerance, alpha=0.05):
+    """Claim the effect is about `target`: reproduced when the interval excludes 0 on target's side and
+    overlaps target +- tolerance; not reproduced when it misses that band altogether."""
+    target, tolerance = _num(target, "target"), _num(tolerance, "tolerance", 0.0, strict=True)
+    if target == 0:
+        raise ValueError("magnitude needs a non-zero target; for 'no effect' use equivalence")
+    est, iv, n, sd, what = _effect(a, b, paired, alpha)
+    blo, bhi = target - tolerance, target + tolerance
+
+    def judge(lo, hi):
+        missed = hi < blo or lo > bhi  # missing the band decides even when 0 is excluded
+        return _v(not missed and (lo > 0 if target > 0 else hi < 0), missed)
+    return _decide(judge, (0.0, blo, bhi), est, iv, n, sd, alpha, what, f"in [{blo:g}, {bhi:g}] and not 0")
+
+
+def equivalence(a, b=None, *, paired=False, margin, alpha=0.05):
+    """Claim no meaningful difference, |effect| < margin. With a (1 - alpha) interval this is TOST at
+    alpha/2 per side: conservative, so 'reproduced' is never easier than the stated alpha."""
+    margin = _num(margin, "margin", 0.0, strict=True)
+    est, iv, n, sd, what = _effect(a, b, paired, alpha)
+
+    def judge(lo, hi):
+        return _v(-margin < lo and hi < margin, lo >= margin or hi <= -margin)
+    return _decide(judge, (-margin, margin), est, iv, n, sd, alpha, what, f"inside (-{margin:g}, {margin:g})")
+
+
+def noninferiority(a, b, *, paired=False, margin, alpha=0.05):
+    """Claim a is not worse than b by more than margin (higher is better: flip signs otherwise)."""
+    if b is None:
+        raise ValueError("noninferiority needs both a and b")
+    margin = _num(margin, "margin", 0.0)
+    est, iv, n, sd, what = _effect(a, b, paired, alpha)
+
+    def judge(lo, hi):
+        return _v(lo > -margin, hi < -margin)
+    return _decide(judge, (-margin,), est, iv, n, sd, alpha, what, f"above -{margin:g}")
+
+
+def _side_judge(threshold, side):
+    if _choice(side, ("above", "below"), "side") == "above":
+        return lambda lo, hi: _v(lo > threshold, hi <= threshold)
+    return lambda lo, hi: _v(hi < threshold, lo >= threshold)
+
+
+def threshold(values, *, threshold, side="above", statistic="mean", alpha=0.05, n_boot=10000, seed=0):
+    """Claim the mean (t-interval) or median (bootstrap) of values is above (below) threshold."""
+    threshold = _num(threshold, "threshold")
+    judge = _side_judge(threshold, side)
+    if _choice(statistic, ("mean", "median"), "statistic") == "mean":
+        est, iv, n, sd = mean_interval(values, alpha=alpha)
+    else:
+        est, iv, n, se = bootstrap_interval(values, np.median, alpha=alpha, n_boot=n_boot, seed=seed)
+        sd = se * math.sqrt(n)  # bootstrap standard error scaled to one unit, for planning only
+    return _decide(judge, (threshold,), est, iv, n, sd, alpha, statistic, f"{side} {threshold:g}")
+
+
+_threshold = threshold  # the rules below take a keyword named `threshold`, which hides the function
+
+
+def rate(k, n, *, threshold, side="above", alpha=0.05):
+    """Claim the rate of events k / n is above (below) threshold, on the exact Clopper-Pearson interval."""
+    if not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (k, n)):
+        raise ValueError(f"k and n must be integers, got {k!r}, {n!r}")
+    if not 0 < _num(threshold, "threshold") < 1:
+        raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
+    judge, iv = _side_judge(threshold, side), exact_rate_interval(k, n, alpha)
+    verdict, p, need = judge(*iv), k / n, None
+    if verdict == "inconclusive" and p != threshold:
+        # grow n at the observed rate until the exact interval clears the threshold: scan a geometric grid
+        # up to the cap, then every n between the last grid point that did not decide and the first that did
+        def decides(m):
+            lo, hi = _cp(p * m, m, alpha)
+            if side == "above":
+                return (lo > threshold) | (hi <= threshold)
+            return (hi < threshold) | (lo >= threshold)
+
+        grid = np.unique(np.geomspace(n + 1, max(RATE_N_CAP, n + 2), 300).astype(np.int64))
+        ok = decides(grid)
+        if ok.any():
+            j = int(np.argmax(ok))
+            span = np.arange(grid[j - 1] + 1 if j else n + 1, grid[j] + 1)
+            need = int(span[np.argmax(decides(span))])
+    detail = (f"rate {k}/{n} = {p:.4g}, exact {_level(alpha)} interval [{iv[0]:.4g}, {iv[1]:.4g}] against "
+              f"the claim {side} {threshold:g}: {verdict}" + (f"; about n = {need} would decide." if need else "."))
+    return Decision(verdict, p, iv, int(n), detail, need)
+
+
+def correlation(x, y, *, threshold, side="above", method="spearman", alpha=0.05, n_boot=10000, seed=0):
+    """Claim the correlation of paired x, y is above (below) threshold; bootstrap over the pairs."""
+    x, y = _values(x, "x", min_n=3), _values(y, "y", min_n=3)
+    if len(x) != len(y):
+        raise ValueError(f"x and y must be paired (equal lengths), got {len(x)} and {len(y)}")
+    if not -1 <= _num(threshold, "threshold") <= 1:
+        raise ValueError(f"threshold must be in [-1, 1], got {threshold!r}")
+    judge, alpha, n_boot = _side_judge(threshold, side), _alpha(alpha), _n_boot(n_boot)
+    _choice(method, ("spearman", "pearson"), "method")
+    idx = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
+    xs, ys = x[idx], y[idx]
+    if method == "spearman":  # Spearman = Pearson on ranks, computed per resample
+        xs, ys = _st.rankdata(xs, axis=1), _st.rankdata(ys, axis=1)
+        ex, ey = _st.rankdata(x), _st.rankdata(y)
+    else:
+        ex, ey = x, y
+    xs, ys = xs - xs.mean(1, keepdims=True), ys - ys.mean(1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        reps = (xs * ys).sum(1) / np.sqrt((xs**2).sum(1) * (ys**2).sum(1))
+        est = float(np.corrcoef(ex, ey)[0, 1])
+    if not math.isfinite(est):
+        raise ValueError("correlation is undefined: x or y is constant")
+    n = len(x)
+    iv, sd = _boot_iv(reps, est, n, alpha), float(np.nanstd(reps)) * math.sqrt(n)
+    return _decide(judge, (threshold,), est, iv, n, sd, alpha, f"{method} correlation", f"{side} {threshold:g}")
+
+
+def correlation_from_runs(rhos, *, threshold, side="above", alpha=0.05):
+    """Claim the mean of per-run correlations is above (below) threshold (t-interval over runs)."""
+    d = _threshold(rhos, threshold=threshold, side=side, statistic="mean", alpha=alpha)
+    detail = d.detail.replace("mean", "mean per-run correlation", 1)
+    return Decision(d.verdict, d.estimate, d.interval, d.n, detail, d.n_needed)
+
+
+def best_setting(scores, *, claimed, higher_is_better=True, alpha=0.05, n_boot=10000, seed=0):
+    """Claim the best setting is one of `claimed`: estimate = best mean among claimed - best mean among
+    the others (positive favours the claim), bootstrapped by resampling runs within each setting.
+    Scores are negated first when lower is better, so the estimate is always 'claimed ahead by'."""
+    alpha, claimed = _alpha(alpha), {claimed} if isinstance(claimed, str) else set(claimed)
+    if not isinstance(scores, dict) or len(scores) < 2:
+        raise ValueError("scores must be a dict of at least two settings")
+    if claimed - set(scores):
+        raise ValueError(f"claimed settings not in scores: {sorted(map(str, claimed - set(scores)))}")
+    if not claimed or claimed == set(scores):
+        raise ValueError("claimed must name some settings but not all of them")
+    s, rng, n_boot = (1.0 if higher_is_better else -1.0), np.random.default_rng(seed), _n_boot(n_boot)
+    vals = {k: s * _values(v, f"scores[{k!r}]") for k, v in scores.items()}
+    boot = {k: _boot_stats(v, np.mean, rng, n_boot) for k, v in vals.items()}
+
+    def gap(means):  # works on scalars and on arrays of bootstrap means alike
+        best = lambda keys: np.max(np.stack([np.asarray(means[k]) for k in keys]), axis=0)
+        return best([k for k in vals if k in claimed]) - best([k for k in vals if k not in claimed])
+    est, reps = float(gap({k: v.mean() for k, v in vals.items()})), gap(boot)
+    # basic (reflected) interval: the best of several means is biased upwards, more so for the larger
+    # group; reflecting corrects that, which keeps false verdicts near alpha when settings tie
+    n = min(len(v) for v in vals.values())
+    iv = _boot_iv(np.asarray(reps), est, n, alpha, basic=True)
+    sd, judge = float(np.std(reps)) * math.sqrt(n), lambda lo, hi: _v(lo > 0, hi < 0)
+    return _decide(judge, (0.0,), est, iv, n, sd, alpha, "best claimed minus best other", "> 0")
+
+
+def combine(parts: Sequence[Decision], *, how="all"):
+    """A claim of several parts that must all hold."""
+    _choice(how, ("all",), "how")
+    parts = tuple(parts)
+    if not parts or not all(isinstance(p, Decision) for p in parts):
+        raise ValueError("combine needs at least one Decision")
+    v = [p.verdict for p in parts]
+    yes = any(x in ("reproduced", "partly") for x in v)
+    no = any(x in ("not reproduced", "partly") for x in v)
+    if all(x == "reproduced" for x in v):
+        verdict = "reproduced"
+    elif yes and no:
+        verdict = "partly"
+    elif no:  # one contradicted part contradicts a conjunction, whatever the others say
+        verdict = "not reproduced"
+    elif all(x == "not testable" for x in v):
+        verdict = "not testable"
+    else:
+        verdict = "inconclusive"
+    need = None
+    if verdict == "inconclusive":
+        needs = [p.n_needed for p in parts if p.verdict == "inconclusive"]
+        need = max(needs) if needs and None not in needs else None
+    counts = ", ".join(f"{v.count(x)} {x}" for x in VERDICTS if x in v)
+    detail = f"{len(parts)} parts that must all hold: {counts}; so {verdict}."
+    n = min((p.n for p in parts if p.verdict != "not testable"), default=0)  # an untestable part has no n
+    return Decision(verdict, None, None, n, detail, need, parts)
+
+
+def bonferroni(alpha, k):
+    """Per-test alpha when a claim runs k tests and must keep its overall error at alpha."""
+    if not (isinstance(k, (int, np.integer)) and k >= 1):
+        raise ValueError(f"k must be a positive integer, got {k!r}")
+    return _alpha(alpha) / k
+
+
+def not_testable(reason: str) -> Decision:
+    if not (isinstance(reason, str) and reason.strip()):
+        raise ValueError("not_testable needs a reason")
+    return Decision("not testable", None, None, 0, reason)
+
+
+RULES: dict[str, Callable[..., Decision]] = {
+    "direction": direction, "magnitude": magnitude, "equivalence": equivalence,
+    "noninferiority": noninferiority, "threshold": threshold, "rate": rate, "correlation": correlation,
+    "correlation_from_runs": correlation_from_runs, "best_setting": best_setting,
+}
