@@ -3,28 +3,31 @@
 With a 2-D embedding x and a bias-free classifier, class c scores W_c·x, so each class owns the wedge of
 the plane where its vector wins. This module holds the paper's pieces:
 - the long-tailed training set: class of rank c keeps a fraction g_c = p(1-p)^c of its images;
-- classifier initialisations: the default random one, and the guided one (classes with similar training
-  counts get neighbouring directions), optionally frozen (a fixed, equally spaced classifier);
+- classifier initialisations: the default random one, the guided one (equally spaced, classes with similar
+  training counts get neighbouring directions), its control (equally spaced in a random class order), and
+  the guided one frozen (a fixed, equally spaced classifier);
 - the exact area of each class (a class owns a wedge iff its vector is a vertex of the convex hull of all
-  class vectors) and its share of the test embeddings; the angle each vector turns through in training;
+  class vectors); the angle each vector turns through in training;
 - a callback recording the class vectors, and one call that trains one arm of the comparison.
 """
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from lastlayer.data import Split
+from lastlayer.data import Split, load, normalize
 from lastlayer.models.embed2d import Embed2dCNN, Embed2dResNet101
+from lastlayer.training.cache import cached_run
 from lastlayer.training.trainer import Callback, TrainConfig, apply_batched, evaluate, fit, resolve_device, seed_everything
 
-ARMS = ("random", "guided", "norm", "fixed")
+ARMS = ("random", "guided", "spaced", "norm", "fixed")
 ARM_LABELS = {"random": "random init", "guided": "guided init",
-              "norm": "random init, norms constrained", "fixed": "fixed, equally spaced (guided order)"}
+              "spaced": "equally spaced, random order", "norm": "random init, norms constrained",
+              "fixed": "fixed, equally spaced (guided order)"}
 LAYOUTS = ("zigzag", "ring")
 BACKBONES = ("cnn", "resnet101")
 
@@ -95,6 +98,20 @@ def subset_with_counts(split: Split, counts, seed: int = 0) -> Split:
 
 # --- classifier initialisations --------------------------------------------------------------------
 
+def equally_spaced(order, start_angle: float = 0.0) -> np.ndarray:
+    """Unit class vectors (C, 2) equally spaced on the circle: class order[r] sits at angle 2πr/C."""
+    order = _check_order(order, len(order))
+    angles = np.empty(len(order))
+    angles[order] = start_angle + 2 * math.pi * np.arange(len(order)) / len(order)
+    return np.stack([np.cos(angles), np.sin(angles)], axis=1)
+
+
+def shuffled_directions(classes: int, seed: int) -> np.ndarray:
+    """The control of the guided layout: equally spaced vectors, the classes in a random order (fixed by
+    `seed`, drawn from its own generator so that the backbone's initialisation stays paired across arms)."""
+    return equally_spaced(np.random.default_rng(seed).permutation(classes))
+
+
 def guided_directions(counts, layout: str = "zigzag", start_angle: float = 0.0) -> np.ndarray:
     """Unit class vectors (C, 2), equally spaced on the circle, placed by training count.
 
@@ -112,21 +129,21 @@ def guided_directions(counts, layout: str = "zigzag", start_angle: float = 0.0) 
         slots = list(range(n))
     else:
         slots = [0] + [s for i in range(1, n) for s in (i, -i)][:n - 1]
-    angles = np.empty(n)
+    order = [0] * n  # order[slot] = the class sitting in that slot
     for rank, k in enumerate(ranked):
-        angles[k] = start_angle + 2 * math.pi * slots[rank] / n
-    return np.stack([np.cos(angles), np.sin(angles)], axis=1)
+        order[slots[rank] % n] = k
+    return equally_spaced(order, start_angle)
 
 
 @torch.no_grad()
-def init_guided(head: nn.Module, counts, layout: str = "zigzag", norm: float | None = None) -> None:
-    """Point the class vectors along `guided_directions`. Every vector gets length `norm`, by default the
+def init_directions(head: nn.Module, directions, norm: float | None = None) -> None:
+    """Point the class vectors along `directions` (C, 2). Every vector gets length `norm`, by default the
     mean length of the head's current (random) vectors, so that only the directions change."""
     weight = head.weight
-    if weight.shape != (len(counts), 2):
-        raise ValueError(f"guided initialisation needs a (classes, 2) classifier, got {tuple(weight.shape)}")
+    if weight.shape != (len(directions), 2):
+        raise ValueError(f"setting class directions needs a (classes, 2) classifier, got {tuple(weight.shape)}")
     norm = float(weight.norm(dim=1).mean()) if norm is None else norm
-    directions = torch.as_tensor(guided_directions(counts, layout), dtype=weight.dtype, device=weight.device)
+    directions = torch.as_tensor(np.asarray(directions), dtype=weight.dtype, device=weight.device)
     target = head.direction if hasattr(head, "direction") else head.weight  # NormConstrainedLinear or Linear
     target.copy_(norm * directions)
 
@@ -194,13 +211,6 @@ def class_areas(weight) -> np.ndarray:
     return areas
 
 
-def embedding_shares(weight, embeddings) -> np.ndarray:
-    """The share of the given embeddings each class wins (its share of the predictions)."""
-    w = torch.as_tensor(np.asarray(weight), dtype=torch.float32)
-    e = torch.as_tensor(np.asarray(embeddings), dtype=torch.float32)
-    return np.bincount((e @ w.T).argmax(1).numpy(), minlength=len(w)) / len(e)
-
-
 def turn_angles(start, end) -> np.ndarray:
     """The angle (degrees, 0..180) between each class vector at `start` and at `end`."""
     a, b = np.asarray(start, float), np.asarray(end, float)
@@ -263,7 +273,6 @@ class GeometryRun:
     test_acc: float               # final, eval mode, whole test set given
     test_embedding: np.ndarray    # (N, 2) final embeddings of the test images
     test_labels: np.ndarray
-    model: nn.Module | None = field(default=None, repr=False)
 
     @property
     def weight(self) -> np.ndarray:
@@ -279,23 +288,23 @@ class GeometryRun:
         return [int(c) for c in np.flatnonzero(self.areas == 0)]
 
     @property
-    def test_shares(self) -> np.ndarray:
-        return embedding_shares(self.weight, self.test_embedding)
-
-    @property
-    def class_test_acc(self) -> np.ndarray:
-        pred = (self.test_embedding @ self.weight.T).argmax(1)
-        return np.array([(pred[self.test_labels == k] == k).mean() for k in range(len(self.weight))])
+    def rare(self) -> list[int]:
+        """The rarer half of the classes by training count (ties: the higher class index is rarer)."""
+        ranked = sorted(range(len(self.train_counts)), key=lambda k: (-self.train_counts[k], k))
+        return sorted(ranked[len(ranked) - len(ranked) // 2:])
 
     @property
     def turns(self) -> np.ndarray:
         return turn_angles(self.trajectory[0], self.trajectory[-1])
 
-    def summary(self) -> dict:
-        shares = self.test_shares
+    def row(self) -> dict:
+        """The flat per-run measurements the claims are decided from (one row of the results' `runs`)."""
+        lost, turns = self.no_area, self.turns
         return {"arm": self.arm, "seed": self.seed, "train_acc": self.train_acc, "test_acc": self.test_acc,
-                "no_area": len(self.no_area), "no_test_area": int((shares == 0).sum()),
-                "median_turn": float(np.median(self.turns)), "max_turn": float(self.turns.max()),
+                "no_area": len(lost), "no_area_classes": " ".join(map(str, lost)),
+                "rare_no_area": sum(k in self.rare for k in lost),
+                "frequent_no_area": sum(k not in self.rare for k in lost),
+                "median_turn": float(np.median(turns)), "p90_turn": float(np.percentile(turns, 90)),
                 "order_kept": angular_order(self.trajectory[0]) == angular_order(self.weight),
                 "epochs_to_95": epochs_to(self.history["train_acc"])}
 
@@ -310,11 +319,13 @@ def make_model(backbone: str = "cnn", classes: int = 10, constrain_norm: float |
 
 def train_arm(arm: str, seed: int, train: Split, test: Split, config: TrainConfig, *, backbone: str = "cnn",
               milestones: tuple[int, ...] = (), gamma: float = 0.2, layout: str = "zigzag",
-              constrain_norm: float = 1.0, keep_model: bool = False) -> GeometryRun:
+              constrain_norm: float = 1.0) -> GeometryRun:
     """Train one arm on the (long-tailed) `train`, evaluating on `test` after every epoch.
 
-    Arms: 'random' (the default Xavier classifier), 'guided' (guided directions, trained), 'norm' (random
-    directions, every class vector's norm held at `constrain_norm`), 'fixed' (guided directions, frozen).
+    Arms: 'random' (the default Xavier classifier), 'guided' (guided directions, trained), 'spaced' (equally
+    spaced directions in a random class order drawn from `seed`, trained: the guided layout without its
+    count order), 'norm' (random directions, every class vector's norm held at `constrain_norm`), 'fixed'
+    (guided directions, frozen).
     The same seed gives every arm the same backbone initialisation and batch order, so arms compare in pairs.
     The learning rate is multiplied by `gamma` at each epoch in `milestones` (the paper: 1/5 at 15 and 80).
     """
@@ -325,7 +336,9 @@ def train_arm(arm: str, seed: int, train: Split, test: Split, config: TrainConfi
     seed_everything(seed)
     model = make_model(backbone, classes, constrain_norm if arm == "norm" else None)
     if arm in ("guided", "fixed"):
-        init_guided(model.head, counts, layout)
+        init_directions(model.head, guided_directions(counts, layout))
+    if arm == "spaced":
+        init_directions(model.head, shuffled_directions(classes, seed))
     if arm == "fixed":
         freeze(model.head)
     config = replace(config, seed=seed)
@@ -340,9 +353,22 @@ def train_arm(arm: str, seed: int, train: Split, test: Split, config: TrainConfi
     model.eval()
     embedding = apply_batched(model.features, test.x, config.eval_batch_size).cpu().numpy()
     return GeometryRun(arm, seed, result.history, recorder.trajectory, counts, train_acc, test_acc,
-                       embedding, test.y.cpu().numpy(), model if keep_model else None)
+                       embedding, test.y.cpu().numpy())
+
+
+def long_tail_data(dataset: str = "mnist", p: float = 0.5, order=None, seed: int = 0,
+                   test_per_class: int | None = None) -> tuple[Split, Split, np.ndarray]:
+    """The paper's data: the long-tailed training split and a balanced test split (all of it, or
+    `test_per_class` random images per class), standardised with the training statistics, and the
+    balanced training counts per class."""
+    full_train, full_test = load(dataset)
+    train = long_tail(full_train, p, order, seed=seed)
+    test = balanced_subset(full_test, test_per_class, seed=seed)
+    train, test = normalize(train, test)
+    return train, test, class_counts(full_train)
 
 
 def compare(arms, seeds, train: Split, test: Split, config: TrainConfig, **kwargs) -> list[GeometryRun]:
-    """Every arm with every seed (see `train_arm`)."""
-    return [train_arm(arm, seed, train, test, config, **kwargs) for arm in arms for seed in seeds]
+    """Every arm with every seed (see `train_arm`), each run through the run cache: a rerun with the same
+    inputs loads it, and a stopped profile resumes where it stopped."""
+    return [cached_run(train_arm, arm, seed, train, test, config, **kwargs) for arm in arms for seed in seeds]
