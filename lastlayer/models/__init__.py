@@ -1,17 +1,20 @@
-"""Every model of the library behind one interface: `features(x)` (the embedding), `head` (the classifier),
-`forward(x) == head(features(x))`. `create_model(name, **kwargs)` builds any of them by name."""
+"""Every model of the library behind one contract (`Model`: `features(x)`, `head`, `num_features`,
+`reset_head(...)`, `forward(x) == head(features(x))`) and one registry: `create_model(name, num_classes=...,
+in_channels=..., **kw)` builds any of them with the same keywords."""
 from __future__ import annotations
 
-import torch.nn as nn
+from typing import Callable
 
+from .base import Model
 from .basenet import BaseNet
 from .convnet import ConvNet
 from .embed2d import Embed2dCNN, Embed2dResNet101
 from .pairnet import PairNet, SiameseNet
-from .plain import PLAIN_MODELS
+from .plain import PLAIN_MODELS, PlainNet
 from .resnet_cifar import ResNetCifar
 
-_REGISTRY: dict[str, type[nn.Module]] = {
+# name -> a constructor taking num_classes= and in_channels= (pair models: channels of each of the two images)
+_REGISTRY: dict[str, Callable[..., Model]] = {
     "pairnet": PairNet,
     "siamese": SiameseNet,
     **PLAIN_MODELS,
@@ -22,12 +25,16 @@ _REGISTRY: dict[str, type[nn.Module]] = {
     "embed2d_resnet101": Embed2dResNet101,
 }
 
+__all__ = ["Model", "BaseNet", "ConvNet", "Embed2dCNN", "Embed2dResNet101", "PairNet", "SiameseNet", "PlainNet",
+           "ResNetCifar", "create_model", "list_models"]
+
 
 def list_models() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def create_model(name: str, **kwargs) -> nn.Module:
+def create_model(name: str, *, num_classes: int = 10, in_channels: int = 1, **kwargs) -> Model:
+    """Build the registered model `name`; further keywords go to its constructor."""
     if name not in _REGISTRY:
         raise ValueError(f"unknown model {name!r}; choose one of {', '.join(list_models())}")
-    return _REGISTRY[name](**kwargs)
+    return _REGISTRY[name](num_classes=num_classes, in_channels=in_channels, **kwargs)

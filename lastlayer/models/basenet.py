@@ -12,10 +12,12 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .base import Model
+
 _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh}
 
 
-class BaseNet(nn.Module):
+class BaseNet(Model):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, image_size: int = 28, c1: int = 10,
                  c2: int = 20, kernel_size: int = 5, hidden: int = 50, activation: str = "relu"):
         super().__init__()
@@ -30,11 +32,9 @@ class BaseNet(nn.Module):
         self.act = _ACTIVATIONS[activation]()
         self.fc1 = nn.Linear(c2 * side * side, hidden)
         self.head = nn.Linear(hidden, num_classes)
+        self.num_features, self.input_size = hidden, (in_channels, image_size, image_size)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         h = self.act(F.max_pool2d(self.conv1(x), 2))
         h = self.act(F.max_pool2d(self.conv2(h), 2))
         return self.act(self.fc1(h.flatten(1)))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))

@@ -9,13 +9,15 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .base import Model
+
 
 def _block(c_in: int, c_out: int, pool: bool) -> nn.Sequential:
     layers = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
     return nn.Sequential(*layers, *([nn.MaxPool2d(2)] if pool else []))
 
 
-class ConvNet(nn.Module):
+class ConvNet(Model):
     def __init__(self, in_channels: int = 1, num_classes: int = 10, widths: tuple[int, ...] | list[int] = (32, 64, 128)):
         super().__init__()
         widths = list(widths)
@@ -26,11 +28,8 @@ class ConvNet(nn.Module):
         self.body = nn.Sequential(*(_block(chans[i], chans[i + 1], pool=i < len(widths) - 1)
                                     for i in range(len(widths))),
                                   nn.AdaptiveAvgPool2d(1), nn.Flatten())
-        self.feature_dim = widths[-1]
+        self.num_features, self.input_size = widths[-1], (in_channels, 28, 28)
         self.head = nn.Linear(widths[-1], num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))

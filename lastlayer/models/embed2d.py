@@ -10,34 +10,10 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from lastlayer.heads import NormConstrainedLinear  # lives in heads; re-exported for existing imports
 
-class NormConstrainedLinear(nn.Module):
-    """A bias-free linear classifier whose class vectors all keep one fixed norm.
-
-    Only the directions are trained: the raw parameter `direction` is normalised row by row in every
-    forward pass, so neither the optimiser nor weight decay can change a vector's length (the extended
-    version of the paper constrains the norms this way to speed up convergence).
-    """
-
-    def __init__(self, in_features: int, out_features: int, norm: float = 1.0):
-        super().__init__()
-        if not norm > 0:
-            raise ValueError(f"the class vectors' norm must be positive, not {norm}")
-        self.in_features, self.out_features, self.norm = in_features, out_features, float(norm)
-        self.direction = nn.Parameter(torch.empty(out_features, in_features))
-        nn.init.xavier_uniform_(self.direction)
-
-    @property
-    def weight(self) -> torch.Tensor:
-        return self.norm * F.normalize(self.direction, dim=1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight)
-
-    def extra_repr(self) -> str:
-        return f"in_features={self.in_features}, out_features={self.out_features}, norm={self.norm:g}"
+from .base import Model
 
 
 def make_head(embed_dim: int, classes: int, constrain_norm: float | None = None) -> nn.Module:
@@ -59,23 +35,26 @@ def xavier_init(module: nn.Module) -> None:
             nn.init.xavier_uniform_(m.direction)
 
 
-class Embed2dCNN(nn.Module):
+class Embed2dCNN(Model):
     """A LeNet-sized CNN for 28x28 digits, cheap enough to train dozens of times on 2 CPU cores: two 5x5
     convolutions of stride 2 with ReLU (strides rather than max-pooling: the same shapes at a third of
     the cost), a hidden linear layer with ReLU, a linear map to the 2-D embedding (no activation, so
     embeddings can lie anywhere in the plane, as after the ResNet's last linear layer), then the
     bias-free classifier."""
 
-    def __init__(self, classes: int = 10, in_channels: int = 1, channels: tuple[int, int] = (8, 16),
-                 hidden: int = 64, embed_dim: int = 2, constrain_norm: float | None = None):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, channels: tuple[int, int] = (8, 16),
+                 hidden: int = 64, embed_dim: int = 2, constrain_norm: float | None = None, *,
+                 classes: int | None = None):
         super().__init__()
+        num_classes = num_classes if classes is None else classes  # `classes`: the former keyword
         c1, c2 = channels
         self.body = nn.Sequential(
             nn.Conv2d(in_channels, c1, 5, stride=2, padding=2), nn.ReLU(),   # 28 -> 14
             nn.Conv2d(c1, c2, 5, stride=2, padding=2), nn.ReLU(),            # 14 -> 7
             nn.Flatten(), nn.Linear(c2 * 7 * 7, hidden), nn.ReLU(),
             nn.Linear(hidden, embed_dim))
-        self.head = make_head(embed_dim, classes, constrain_norm)
+        self.head = make_head(embed_dim, num_classes, constrain_norm)
+        self.num_features, self.input_size = embed_dim, (in_channels, 28, 28)
         xavier_init(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
@@ -83,28 +62,24 @@ class Embed2dCNN(nn.Module):
             raise ValueError(f"Embed2dCNN expects 28x28 images, got {tuple(x.shape[-2:])}")
         return self.body(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
-
-class Embed2dResNet101(nn.Module):
+class Embed2dResNet101(Model):
     """The paper's backbone: torchvision's ResNet-101 (random weights), its stem taking `in_channels`
     (1 for MNIST), its 2048-d pooled output mapped linearly to the 2-D embedding, then the bias-free
     classifier; Xavier initialisation throughout."""
 
-    def __init__(self, classes: int = 10, in_channels: int = 1, embed_dim: int = 2,
-                 constrain_norm: float | None = None):
+    def __init__(self, num_classes: int = 10, in_channels: int = 1, embed_dim: int = 2,
+                 constrain_norm: float | None = None, *, classes: int | None = None):
         super().__init__()
+        num_classes = num_classes if classes is None else classes
         from torchvision.models import resnet101
         net = resnet101(weights=None)
         net.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         net.fc = nn.Linear(net.fc.in_features, embed_dim)
         self.body = net
-        self.head = make_head(embed_dim, classes, constrain_norm)
+        self.head = make_head(embed_dim, num_classes, constrain_norm)
+        self.num_features, self.input_size = embed_dim, (in_channels, 28, 28)  # MNIST, as in the paper
         xavier_init(self)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))

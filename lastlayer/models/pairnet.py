@@ -1,6 +1,7 @@
 """The digit-pair convnets of the EE-559 report: the pair model and the weight-sharing siamese model.
 
-Every model here exposes `features(x)` and `head`, and `forward(x) == head(features(x))`.
+Both take a pair of images stacked as channels: (N, 2 * in_channels, 14, 14), digit 1 first. Both follow
+the library's `Model` contract: `features(x)`, `head`, `forward(x) == head(features(x))`.
 """
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-
+from .base import Model
 
 class PairBranch(nn.Module):
     """conv3x3 -> maxpool2 -> ReLU [-> BN] [+ skip], conv6x6 -> ReLU [-> BN] [+ skip], FC -> ReLU.
@@ -40,42 +41,38 @@ class PairBranch(nn.Module):
         return F.relu(self.fc(h))
 
 
-class PairNet(nn.Module):
-    """The plain pair model: both digits as two channels, two outputs."""
+class PairNet(Model):
+    """The plain pair model: both digits as channels of one image, `num_classes` (2) outputs."""
 
     def __init__(self, c1: int = 64, c2: int = 64, hidden: int = 64, batch_norm: bool = True,
-                 skip: bool = False):
+                 skip: bool = False, *, in_channels: int = 1, num_classes: int = 2):
         super().__init__()
-        self.body = PairBranch(2, c1, c2, hidden, batch_norm, skip)
-        self.head = nn.Linear(hidden, 2)
+        self.body = PairBranch(2 * in_channels, c1, c2, hidden, batch_norm, skip)
+        self.head = nn.Linear(hidden, num_classes)
+        self.num_features, self.input_size = hidden, (2 * in_channels, 14, 14)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
-
-class SiameseNet(nn.Module):
+class SiameseNet(Model):
     """One branch (1 channel in, 10 digit logits out) applied to both digits with shared weights; the
     two 10-way outputs, concatenated, are the 20-d features, and the head maps them to the pair's 2 classes."""
 
     def __init__(self, c1: int = 64, c2: int = 64, hidden: int = 64, batch_norm: bool = True,
-                 skip: bool = False):
+                 skip: bool = False, *, in_channels: int = 1, num_classes: int = 2):
         super().__init__()
-        self.branch = nn.Sequential(PairBranch(1, c1, c2, hidden, batch_norm, skip), nn.Linear(hidden, 10))
-        self.head = nn.Linear(20, 2)
+        self.branch = nn.Sequential(PairBranch(in_channels, c1, c2, hidden, batch_norm, skip), nn.Linear(hidden, 10))
+        self.head = nn.Linear(20, num_classes)
+        self.num_features, self.input_size = 20, (2 * in_channels, 14, 14)
 
     def digit_logits(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 2, 10): both digits through the same branch in one batch."""
         n = len(x)
-        return self.branch(x.reshape(2 * n, 1, *x.shape[2:])).view(n, 2, 10)
+        return self.branch(x.reshape(2 * n, -1, *x.shape[2:])).view(n, 2, 10)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.digit_logits(x).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
 def pair_objective(model: nn.Module, x: torch.Tensor, y: torch.Tensor):

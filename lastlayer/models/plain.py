@@ -14,6 +14,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from .base import Model
+
 
 def _conv_relu(c_in: int, c_out: int, kernel: int, stride: int = 1) -> list[nn.Module]:
     return [nn.Conv2d(c_in, c_out, kernel, stride=stride, padding=kernel // 2), nn.ReLU()]
@@ -30,7 +32,7 @@ def _bottleneck_block(c_in: int, width: int, stride: int) -> list[nn.Module]:
     return _conv_relu(c_in, width, 1) + _conv_relu(width, width, 3, stride) + _conv_relu(width, 4 * width, 1)
 
 
-class PlainNet(nn.Module):
+class PlainNet(Model):
     """Stem, stages of basic or bottleneck blocks, global average pooling, linear head.
 
     `widths[i]` channels in stage i (bottleneck stages output 4x that), `blocks[i]` blocks per stage.
@@ -38,7 +40,8 @@ class PlainNet(nn.Module):
     """
 
     def __init__(self, widths=(64, 128, 256, 512), blocks=(3, 4, 6, 3), *, bottleneck: bool = False,
-                 stem_channels: int = 64, in_channels: int = 3, num_classes: int = 10):
+                 stem_channels: int = 64, in_channels: int = 3, num_classes: int = 10,
+                 image_size: int = 224):
         super().__init__()
         widths, blocks = tuple(widths), tuple(blocks)
         if len(widths) != len(blocks) or not widths:
@@ -60,13 +63,10 @@ class PlainNet(nn.Module):
         layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
         self.body = nn.Sequential(*layers)
         self.head = nn.Linear(c, num_classes)
-        self.embedding_dim = c
+        self.num_features, self.input_size = c, (in_channels, image_size, image_size)  # nominal: the pool is adaptive
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
 def f34(num_classes: int = 10, in_channels: int = 3) -> PlainNet:
@@ -83,14 +83,15 @@ def f50(num_classes: int = 10, in_channels: int = 3) -> PlainNet:
 def f14_narrow(num_classes: int = 10, in_channels: int = 1) -> PlainNet:
     """F34 shallower and narrower for 2 CPU cores: the same stem, 2 basic blocks per stage in three stages
     of 16 / 32 / 64 channels (13 convs + 1 linear)."""
-    return PlainNet((16, 32, 64), (2, 2, 2), stem_channels=16, in_channels=in_channels, num_classes=num_classes)
+    return PlainNet((16, 32, 64), (2, 2, 2), stem_channels=16, in_channels=in_channels, num_classes=num_classes,
+                    image_size=28)
 
 
 def f20_narrow(num_classes: int = 10, in_channels: int = 1) -> PlainNet:
     """F50 shallower and narrower: the same stem, 2 bottlenecks per stage of widths 8 / 16 / 32
     (outputs 32 / 64 / 128; 19 convs + 1 linear)."""
     return PlainNet((8, 16, 32), (2, 2, 2), bottleneck=True, stem_channels=16, in_channels=in_channels,
-                    num_classes=num_classes)
+                    num_classes=num_classes, image_size=28)
 
 
 PLAIN_MODELS = {"f34": f34, "f50": f50, "f14_narrow": f14_narrow, "f20_narrow": f20_narrow}

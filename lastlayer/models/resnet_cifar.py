@@ -11,6 +11,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .base import Model
+
 
 class BasicBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, stride: int = 1):
@@ -29,7 +31,7 @@ class BasicBlock(nn.Module):
         return F.relu(out + self.shortcut(x))
 
 
-class ResNetCifar(nn.Module):
+class ResNetCifar(Model):
     def __init__(self, in_channels: int = 3, num_classes: int = 10, blocks: tuple[int, ...] | list[int] = (2, 2, 2, 2),
                  width: int = 64):
         super().__init__()
@@ -42,14 +44,11 @@ class ResNetCifar(nn.Module):
                 stages.append(BasicBlock(c_in, c_out, stride=2 if (i > 0 and j == 0) else 1))
                 c_in = c_out
         self.stages = nn.Sequential(*stages)
-        self.feature_dim = c_in
+        self.num_features, self.input_size = c_in, (in_channels, 32, 32)
         self.head = nn.Linear(c_in, num_classes)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         return F.adaptive_avg_pool2d(self.stages(self.stem(x)), 1).flatten(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x))
 
 
 def resnet18_cifar(in_channels: int = 3, num_classes: int = 10) -> ResNetCifar:

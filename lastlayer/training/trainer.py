@@ -203,7 +203,7 @@ def fit(model: nn.Module, train: Split, test: Split | None = None, config: Train
                 loss, n_correct = objective(step_model, x, y)
             if check_now:
                 if not torch.isfinite(loss):
-                    _raise_non_finite(float(loss), epoch, b, opt)
+                    _raise_non_finite(float(loss.detach()), epoch, b, opt)
             else:
                 bad = ~torch.isfinite(loss.detach()) & (first_bad < 0)
                 first_bad = torch.where(bad, torch.full_like(first_bad, b), first_bad)
