@@ -12,7 +12,8 @@ import torch
 
 from lastlayer.papers.geometry import claims, experiments as g, figures
 from lastlayer.data import Split
-from lastlayer.models.embed2d import Embed2dCNN, NormConstrainedLinear
+from lastlayer.heads import NormConstrainedLinear
+from lastlayer.models.embed2d import Embed2dCNN
 from lastlayer.training.trainer import TrainConfig
 
 
@@ -47,10 +48,10 @@ def test_long_tail_subsets_each_class_and_is_seeded():
     assert g.class_counts(lt).tolist() == [16, 8, 4, 2]
     assert torch.equal(lt.x, g.long_tail(split, 0.5, seed=1).x)
     assert not torch.equal(lt.x, g.long_tail(split, 0.5, seed=2).x)
-    test = g.balanced_subset(split, 5)
+    test = split.sample(5, 0, stratified=True)
     assert g.class_counts(test).tolist() == [5, 5, 5, 5]
-    with pytest.raises(ValueError, match="per_class"):
-        g.balanced_subset(split, 65)
+    with pytest.raises(ValueError, match="cannot sample 65"):
+        split.sample(65, 0, stratified=True)
 
 
 def _angle_slot(direction, n):

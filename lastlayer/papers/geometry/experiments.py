@@ -19,7 +19,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from lastlayer.data import Split, load, normalize
+from lastlayer.data import Split, load
+from lastlayer.heads import freeze
 from lastlayer.models.embed2d import Embed2dCNN, Embed2dResNet101
 from lastlayer.training.cache import cached_run
 from lastlayer.training.trainer import Callback, TrainConfig, apply_batched, evaluate, fit, resolve_device, seed_everything
@@ -74,26 +75,7 @@ def class_counts(split: Split, classes: int | None = None) -> np.ndarray:
 def long_tail(split: Split, p: float = 0.5, order=None, seed: int = 0) -> Split:
     """The long-tailed version of `split`: a random subset (fixed by `seed`) of each class, of the sizes
     `long_tail_counts` gives; `order` lists the classes from the largest (rank 1) to the smallest."""
-    return subset_with_counts(split, long_tail_counts(class_counts(split), p, order), seed)
-
-
-def balanced_subset(split: Split, per_class: int | None, seed: int = 0) -> Split:
-    """`per_class` random images of every class (all of them for None): a cheaper, still balanced test set."""
-    if per_class is None:
-        return split
-    available = class_counts(split)
-    if per_class < 1 or per_class > available.min():
-        raise ValueError(f"per_class must lie in 1..{available.min()} (the smallest class), not {per_class}")
-    return subset_with_counts(split, np.full(len(available), per_class), seed)
-
-
-def subset_with_counts(split: Split, counts, seed: int = 0) -> Split:
-    """A random subset of `split` with counts[k] images of class k."""
-    generator = torch.Generator().manual_seed(seed)
-    y = split.y.cpu()
-    keep = [torch.nonzero(y == k).flatten() for k in range(len(counts))]
-    keep = [m[torch.randperm(len(m), generator=generator)[:n]] for m, n in zip(keep, counts)]
-    return split.subset(torch.cat(keep).sort().values.to(split.y.device))
+    return split.sample(long_tail_counts(class_counts(split), p, order).tolist(), seed, stratified=True)
 
 
 # --- classifier initialisations --------------------------------------------------------------------
@@ -146,12 +128,6 @@ def init_directions(head: nn.Module, directions, norm: float | None = None) -> N
     directions = torch.as_tensor(np.asarray(directions), dtype=weight.dtype, device=weight.device)
     target = head.direction if hasattr(head, "direction") else head.weight  # NormConstrainedLinear or Linear
     target.copy_(norm * directions)
-
-
-def freeze(head: nn.Module) -> None:
-    """Keep the classifier fixed: its parameters get no gradient and the optimiser never sees them."""
-    for p in head.parameters():
-        p.requires_grad_(False)
 
 
 # --- areas and angles ------------------------------------------------------------------------------
@@ -363,9 +339,9 @@ def long_tail_data(dataset: str = "mnist", p: float = 0.5, order=None, seed: int
     balanced training counts per class."""
     full_train, full_test = load(dataset)
     train = long_tail(full_train, p, order, seed=seed)
-    test = balanced_subset(full_test, test_per_class, seed=seed)
-    train, test = normalize(train, test)
-    return train, test, class_counts(full_train)
+    test = full_test.sample(test_per_class, seed, stratified=True) if test_per_class is not None else full_test
+    stats = train.stats()
+    return train.standardize(stats), test.standardize(stats), class_counts(full_train)
 
 
 def compare(arms, seeds, train: Split, test: Split, config: TrainConfig, **kwargs) -> list[GeometryRun]:
