@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from lastlayer.data import load_split
+from lastlayer.data import load
 from lastlayer.models.pairnet import PairNet, SiameseNet, pair_objective, siamese_objective
 from lastlayer.papers.digit_pairs.experiments import build, digit_pairs, to_pairs, train_rounds
 from lastlayer.training.trainer import Callback, NonFiniteLossError
@@ -18,7 +18,7 @@ def test_pairs_shapes_and_target_rule(data_root):
 
 
 def test_pairs_are_pooled_mnist_images_used_once(data_root):
-    train = load_split("mnist", True, root=data_root, raw=True)
+    train = load("mnist", "train", root=data_root, raw=True)
     pooled = F.avg_pool2d(train.x, 2).flatten(1)
     ps = digit_pairs(200, seed=3, root=data_root)
     firsts, seconds = ps.train.x[:, 0].flatten(1), ps.train.x[:, 1].flatten(1)
@@ -30,7 +30,7 @@ def test_pairs_are_pooled_mnist_images_used_once(data_root):
 
 
 def test_train_and_test_come_from_their_own_splits(data_root):
-    test = load_split("mnist", False, root=data_root, raw=True)
+    test = load("mnist", "test", root=data_root, raw=True)
     pooled_test = F.avg_pool2d(test.x, 2).flatten(1)
     ps = digit_pairs(50, seed=0, root=data_root)
     in_test = lambda img: bool((pooled_test == img).all(1).any())

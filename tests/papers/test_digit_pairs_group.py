@@ -128,7 +128,7 @@ def test_non_finite_loss_names_the_member_or_stops_it_alone(data_root):
 
 def test_train_rounds_grouped_matches_sequential(data_root):
     kw = dict(rounds=3, n=100, epochs=2, batch_size=50, root=data_root, seed=4, **SMALL)
-    grouped, sequential = train_rounds("siamese2", **kw), train_rounds("siamese2", grouped=False, **kw)
+    grouped, sequential = train_rounds("siamese2", grouped=True, **kw), train_rounds("siamese2", grouped=False, **kw)
     assert len(grouped.test_acc) == 3 and len(grouped.histories) == 3
     # float32 here: equal up to rounding, which may flip the odd borderline test pair
     assert grouped.test_acc == pytest.approx(sequential.test_acc, abs=0.021)

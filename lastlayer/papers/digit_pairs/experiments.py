@@ -7,13 +7,14 @@ column 0 the target (1 when digit 1 <= digit 2), columns 1-2 the two digit class
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lastlayer.data import Split, load_split
+from lastlayer.data import Split, load
+from lastlayer.training.cache import cached_run
 
 
 @dataclass
@@ -23,8 +24,8 @@ class PairSets:
 
     def normalized(self) -> "PairSets":
         """Standardised with the training mean and std, as the paper's models do."""
-        mean, std = self.train.x.mean(), self.train.x.std()
-        return PairSets(*(Split((s.x - mean) / std, s.y, s.classes) for s in (self.train, self.test)))
+        stats = self.train.stats()
+        return PairSets(self.train.standardize(stats), self.test.standardize(stats))
 
 
 def to_pairs(images: torch.Tensor, labels: torch.Tensor, n: int, generator: torch.Generator) -> Split:
@@ -47,32 +48,32 @@ def digit_pairs(n: int = 1000, seed: int = 0, *, root=None, n_test: int | None =
     """N training and N test pairs drawn with `seed`; inputs are raw 0-255 floats, shape (N, 2, 14, 14)."""
     key = str(root)
     if key not in _MNIST_CACHE:  # reading and md5-checking MNIST once per process is enough
-        tr, te = (load_split("mnist", t, root=root, raw=True) for t in (True, False))
+        tr, te = load("mnist", root=root, raw=True)
         _MNIST_CACHE[key] = (tr.x, tr.y, te.x, te.y)
     xtr, ytr, xte, yte = _MNIST_CACHE[key]
     g = torch.Generator().manual_seed(seed)
     return PairSets(to_pairs(xtr, ytr, n, g), to_pairs(xte, yte, n if n_test is None else n_test, g))
 
 
-
 # ---------------------------------------------------------------------------------------------------
-# Experiments: one call trains a model kind for several rounds, each with fresh data and fresh weights.
+# Rounds: one call trains a model kind for several rounds, each with fresh data and fresh weights.
 
 MODEL_KINDS = ("pair", "siamese2", "siamese10")
 
 
 @dataclass
 class RoundsResult:
-    """Accuracies (one per round) and per-epoch histories of one setting."""
+    """Accuracies (one per round) and per-epoch histories of one setting; `labels` name the experiment."""
     kind: str
     settings: dict
     test_acc: list[float]
     train_acc: list[float]
     histories: list[dict]
+    labels: dict = field(default_factory=dict)
 
     @property
     def diverged(self) -> int:
-        """Rounds whose loss became non-finite (their accuracies are NaN and left out of mean and std)."""
+        """Rounds whose loss became non-finite (their accuracies are NaN)."""
         return sum(a != a for a in self.test_acc)
 
     @property
@@ -84,6 +85,13 @@ class RoundsResult:
     def std(self) -> float:
         ok = [a for a in self.test_acc if a == a]
         return float(np.std(ok, ddof=1)) if len(ok) > 1 else float("nan")
+
+    def rows(self) -> list[dict]:
+        """One flat dict per round: labels, model kind, settings, seed and accuracies (NaN when diverged)."""
+        return [{**self.labels, "kind": self.kind, "round": r, "seed": self.settings["seed"] + r,
+                 **{k: v for k, v in self.settings.items() if k != "seed"},
+                 "test_acc": a, "train_acc": t, "diverged": a != a}
+                for r, (a, t) in enumerate(zip(self.test_acc, self.train_acc))]
 
 
 def build(kind: str, c1: int = 64, c2: int = 64, hidden: int = 64, batch_norm: bool = True,
@@ -100,55 +108,136 @@ def build(kind: str, c1: int = 64, c2: int = 64, hidden: int = 64, batch_norm: b
     raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
 
 
+def faster_grouped(kind: str, device: str | torch.device = "auto") -> bool:
+    """Whether grouped training is the faster path for `kind` on `device`.
+
+    Measured with `python -m lastlayer bench` (10 rounds, 1000 pairs): on 2 CPU cores grouping speeds the pair
+    model up (1.24x) but slows the siamese ones down (0.76x: their grouped convolutions over G*64 channels of
+    2000 single digits cost more than G small calls); on a GPU one call for G models is the faster path."""
+    from lastlayer.training.trainer import resolve_device
+    return resolve_device(device).type == "cuda" or kind == "pair"
+
+
 def train_rounds(kind: str, *, rounds: int = 10, n: int = 1000, epochs: int = 25, batch_size: int = 100,
                  lr: float = 0.1, c1: int = 64, c2: int = 64, hidden: int = 64, batch_norm: bool = True,
                  skip: bool = False, w_aux: float = 10 ** -0.5, seed: int = 0, device: str = "auto",
-                 root=None, callbacks=None, on_nonfinite: str = "raise", grouped: bool = True) -> RoundsResult:
+                 root=None, callbacks=None, on_nonfinite: str = "raise", grouped: bool | str = "auto",
+                 curves: bool = True, labels: dict | None = None) -> RoundsResult:
     """Train `rounds` models of one kind and setting; round r draws its pairs and its weights from seed + r.
 
     `callbacks(r)` may return a list of callbacks for round r (e.g. gradient-norm recorders).
     `on_nonfinite='record'` turns a round whose loss became non-finite into NaN accuracies (sweeps over
     learning rates reach such rounds) instead of raising `NonFiniteLossError`.
-    `grouped=True` trains all rounds at once as one vectorised model (`lastlayer.papers.digit_pairs.group`): the same
-    numbers up to floating-point rounding, one step per batch for all rounds instead of one per round
-    (what that saves depends on the device: `python -m lastlayer bench` measures it).
-    Callbacks see one ordinary model at a time, so passing `callbacks` trains the rounds one after
-    another, as `grouped=False` does.
+    `curves=False` evaluates on the test pairs once, after the last epoch, instead of after every epoch:
+    the same final accuracy (evaluation changes no state and draws no random numbers) for about a third
+    less time; the histories then hold no test curves.
+    `grouped=True` trains all rounds at once as one vectorised model (`lastlayer.papers.digit_pairs.group`),
+    `False` one after another, `'auto'` whichever `faster_grouped` says. Both paths compute the same
+    function with the same seeds, but grouped kernels sum in another order: after 25 epochs of SGD the
+    rounding differences have grown, so a single round's accuracy can differ by a few test pairs while
+    the distribution over rounds is the same (tests/papers/test_digit_pairs_group.py checks both).
+    Callbacks see one ordinary model at a time, so passing `callbacks` trains the rounds one after another.
     """
-    from lastlayer.training.trainer import NonFiniteLossError, TrainConfig, fit, seed_everything
+    from lastlayer.training.trainer import NonFiniteLossError, TrainConfig, evaluate, fit, seed_everything
     if on_nonfinite not in ("raise", "record"):
         raise ValueError(f"on_nonfinite must be 'raise' or 'record', not {on_nonfinite!r}")
     if rounds < 1:
         raise ValueError(f"rounds must be at least 1, not {rounds}")
+    if grouped == "auto":
+        grouped = faster_grouped(kind, device)
     settings = dict(n=n, epochs=epochs, batch_size=batch_size, lr=lr, c1=c1, c2=c2, hidden=hidden,
-                    batch_norm=batch_norm, skip=skip, w_aux=w_aux)
+                    batch_norm=batch_norm, skip=skip, w_aux=w_aux, seed=seed)
 
     def setup(r: int):
         data = digit_pairs(n, seed + r, root=root).normalized()
         seed_everything(seed + r)
         return data, build(kind, c1, c2, hidden, batch_norm, skip, w_aux)
 
-    if grouped and callbacks is None:
+    rounds_setup = [setup(r) for r in range(rounds)] if grouped and callbacks is None else None
+    if rounds_setup is not None:
         from lastlayer.papers.digit_pairs.group import fit_group, grouped_objective
-        rounds_setup = [setup(r) for r in range(rounds)]
         datas, models = [data for data, _ in rounds_setup], [model for _, (model, _) in rounds_setup]
         config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device)
-        results = fit_group(models, [d.train for d in datas], [d.test for d in datas], config,
-                            seeds=[seed + r for r in range(rounds)], objective=grouped_objective(kind, w_aux),
-                            on_nonfinite=on_nonfinite)
+        results = fit_group(models, [d.train for d in datas], [d.test for d in datas] if curves else None,
+                            config, seeds=[seed + r for r in range(rounds)],
+                            objective=grouped_objective(kind, w_aux), on_nonfinite=on_nonfinite)
     else:
-        results = []
+        results, rounds_setup = [], []
         for r in range(rounds):
             data, (model, objective) = setup(r)
+            rounds_setup.append((data, (model, objective)))
             config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed + r, device=device)
             try:
-                results.append(fit(model, data.train, data.test, config, objective=objective,
-                                   callbacks=callbacks(r) if callbacks else ()))
+                results.append(fit(model, data.train, data.test if curves else None, config,
+                                   objective=objective, callbacks=callbacks(r) if callbacks else ()))
             except NonFiniteLossError:
                 if on_nonfinite == "raise":
                     raise
                 results.append(None)  # this round diverged: NaN accuracies, empty history
     nan = float("nan")
-    return RoundsResult(kind, settings, [r.final("test_acc") if r is not None else nan for r in results],
+    test_acc = []
+    for result, (data, (_, objective)) in zip(results, rounds_setup):
+        if result is None:
+            test_acc.append(nan)
+        elif curves:
+            test_acc.append(result.final("test_acc"))
+        else:
+            test_acc.append(evaluate(result.model, data.test.to(next(result.model.parameters()).device),
+                                     objective)[1])
+    return RoundsResult(kind, settings, test_acc,
                         [r.final("train_acc") if r is not None else nan for r in results],
-                        [r.history if r is not None else {} for r in results])
+                        [r.history if r is not None else {} for r in results], dict(labels or {}))
+
+
+# ---------------------------------------------------------------------------------------------------
+# The report's experiments: Table I, and Figure 1's sweeps around each model's Table I setting.
+# A sweep trains only the values that differ from the Table I setting: the claims and figures take that
+# value's rounds from Table I (same seeds, hence the same pairs in every round). Every setting goes through
+# the run cache: a rerun with the same inputs loads it, and a stopped profile resumes where it stopped.
+
+def table1(lrs: dict, *, rounds: int, epochs: int, kinds=MODEL_KINDS, **kw) -> dict[str, RoundsResult]:
+    """Table I: each model kind at its learning rate `lrs[kind]`, with per-epoch test curves."""
+    return {k: cached_run(train_rounds, k, rounds=rounds, epochs=epochs, lr=lrs[k], on_nonfinite="record",
+                            labels={"experiment": "table1"}, **kw) for k in kinds}
+
+
+def sweep(experiment: str, kind: str, changes: list[dict], *, rounds: int, epochs: int, **kw) -> list[RoundsResult]:
+    """One `train_rounds` per change of the setting `kw` (e.g. {'lr': 0.01}); final accuracies only."""
+    return [cached_run(train_rounds, kind, rounds=rounds, epochs=epochs, on_nonfinite="record", curves=False,
+                         labels={"experiment": experiment, "varied": ",".join(change)}, **{**kw, **change})
+            for change in changes]
+
+
+def figure1a(lrs: dict, combos, *, rounds: int, epochs: int, kinds=MODEL_KINDS, **kw) -> list[RoundsResult]:
+    """(batch norm, skip) combinations other than Table I's (True, False), at each model's Table I rate."""
+    changes = [{"batch_norm": bool(bn), "skip": bool(skip)} for bn, skip in combos if (bn, skip) != (True, False)]
+    return [r for k in kinds for r in sweep("fig1a", k, changes, rounds=rounds, epochs=epochs, lr=lrs[k], **kw)]
+
+
+def figure1b(lrs: dict, grid_lrs, *, rounds: int, epochs: int, kinds=MODEL_KINDS, **kw) -> list[RoundsResult]:
+    """The learning rates of `grid_lrs` other than each model's Table I rate."""
+    return [r for k in kinds for r in sweep("fig1b", k, [{"lr": lr} for lr in grid_lrs if lr != lrs[k]],
+                                            rounds=rounds, epochs=epochs, **kw)]
+
+
+def figure1c(weights, *, w_aux: float, rounds: int, epochs: int, **kw) -> list[RoundsResult]:
+    """Siamese 2 with auxiliary-loss weights `weights` other than Table I's `w_aux`."""
+    return sweep("fig1c", "siamese2", [{"w_aux": w} for w in weights if w != w_aux], rounds=rounds,
+                 epochs=epochs, **kw)
+
+
+def figure1d(sizes: dict, *, rounds: int, epochs: int, kind: str = "pair", **kw) -> list[RoundsResult]:
+    """`sizes` maps 'c1', 'c2', 'hidden' to values swept one layer at a time, the others at Table I's."""
+    changes = [{layer: v} for layer, values in sizes.items() for v in values if v != kw[layer]]
+    return sweep("fig1d", kind, changes, rounds=rounds, epochs=epochs, **kw)
+
+
+def rows(*results) -> list[dict]:
+    """The per-round rows of any mix of RoundsResults, lists and dicts of them."""
+    out = []
+    for r in results:
+        if isinstance(r, RoundsResult):
+            out += r.rows()
+        else:
+            out += rows(*(r.values() if isinstance(r, dict) else r))
+    return out
