@@ -91,6 +91,26 @@ def pool_gamma(pool: str | None, T: int = 1, relu: bool = True) -> float:
     raise ValueError(f"unknown pooling {pool!r}; expected None, 'max' or 'avg'")
 
 
+def windowed_max_gamma(size, kernel, stride=None, padding=0) -> float:
+    """γ of ReLU then max pooling counted over the actual windows, overlapping or not.
+
+    With a gradient at the pooled output of independent elements of unit variance, an input receives the sum
+    of the gradients of the windows whose (positive) maximum it holds, so its expected square is the number of
+    such windows; summed over the inputs that is the number of windows with a positive maximum. Hence
+        γ = Σ_windows (1 - 2^{-T_w}) / (number of inputs),
+    T_w the in-bound elements of window w (padding holds -inf for max pooling). With stride = kernel and no
+    padding every T_w = T and there are (inputs / T) windows: `pool_gamma('max', T)`. With overlapping windows
+    (stride < kernel) there are more windows than inputs / T, and γ is larger: for a 3x3 window of stride 2
+    about 1/4 instead of 0.111. `size`, `kernel`, `stride` and `padding` are ints or (h, w) pairs.
+    """
+    size, kernel = _pair(size), _pair(kernel)
+    stride, padding = _pair(kernel if stride is None else stride), _pair(padding)
+    ones = torch.ones(1, 1, *size, dtype=torch.float64)
+    # the window sums of ones over a zero-padded map count each window's in-bound elements
+    T = F.avg_pool2d(ones, kernel, stride, padding, count_include_pad=True) * (kernel[0] * kernel[1])
+    return float((1 - 2.0 ** -T.round()).sum() / ones.numel())
+
+
 def _check_T(T: int) -> None:
     if int(T) != T or T < 1:
         raise ValueError(f"a pooling window holds a positive whole number of elements, not {T!r}")

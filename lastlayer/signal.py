@@ -7,6 +7,11 @@ For every weight layer l (conv or linear, in the order the forward pass runs the
   quantity ASV backward keeps constant.
 The backward pass starts from a gradient of unit variance at the logits (∂E/∂logits ~ N(0, 1)), so the
 numbers do not depend on a loss or on labels. Variances are taken over all elements of the batch.
+
+Between one weight layer and the next the profile also measures what ASV's theory assumes about the ReLU
+and pooling there: τ_l = E[z_l²] / Var(u_l) (the second moment reaching the next weight layer against the
+variance of this layer's output) and γ_l = E[(∂E/∂u_l)²] / E[(∂E/∂z_l)²] (the share of the gradient's second
+moment that flows back through them). `pool_gamma_mc` measures γ the same way on Gaussian inputs.
 """
 from __future__ import annotations
 
@@ -22,11 +27,8 @@ class SignalProfile:
     layers: list[str]        # weight layer names, in forward order
     forward: list[float]     # Var(u_l)
     backward: list[float]    # Var(dE/dz_{l-1})
-
-    def table(self):
-        import pandas as pd
-        return pd.DataFrame({"layer": self.layers, "forward": self.forward, "backward": self.backward},
-                            index=pd.RangeIndex(1, len(self.layers) + 1, name="l"))
+    tau: list[float]         # E[z_l²] / Var(u_l), measured; nan for the last layer
+    gamma: list[float]       # E[(dE/du_l)²] / E[(dE/dz_l)²], measured; nan for the last layer
 
 
 def signal_variances(model: nn.Module, x: torch.Tensor, *, generator: torch.Generator | None = None
@@ -41,11 +43,13 @@ def signal_variances(model: nn.Module, x: torch.Tensor, *, generator: torch.Gene
     names: list[str] = []
     forward: list[float] = []
     inputs: list[torch.Tensor] = []
+    outputs: list[torch.Tensor] = []
 
     def hook(module, args, out):
         names.append(weights[module])
         forward.append(float(out.detach().double().var()))
         inputs.append(args[0])
+        outputs.append(out)
 
     handles = [m.register_forward_hook(hook) for m in weights]
     was_training = model.training
@@ -56,13 +60,33 @@ def signal_variances(model: nn.Module, x: torch.Tensor, *, generator: torch.Gene
             logits = model(x)
             seed = torch.randn(logits.shape, generator=generator).to(logits)
             # inputs[0] is x itself; later inputs are intermediate tensors of the graph
-            grads = torch.autograd.grad(logits, inputs, seed, allow_unused=True)
+            grads = torch.autograd.grad(logits, inputs + outputs, seed, allow_unused=True)
     finally:
         for h in handles:
             h.remove()
         model.train(was_training)
-    backward = [math.nan if g is None else float(g.double().var()) for g in grads]
-    return SignalProfile(names, forward, backward)
+    n = len(names)
+    grad_in, grad_out = grads[:n], grads[n:]
+    backward = [math.nan if g is None else float(g.double().var()) for g in grad_in]
+    moment = lambda t: math.nan if t is None else float(t.detach().double().pow(2).mean())
+    tau = [moment(inputs[l + 1]) / forward[l] for l in range(n - 1)] + [math.nan]
+    gamma = [moment(grad_out[l]) / moment(grad_in[l + 1]) for l in range(n - 1)] + [math.nan]
+    return SignalProfile(names, forward, backward, tau, gamma)
+
+
+def pool_gamma_mc(pool, channels: int = 16, size: int = 32, *, batch: int = 8, repeats: int = 16,
+                  generator: torch.Generator | None = None) -> list[float]:
+    """γ of ReLU followed by `pool` (a function of a 4-d tensor, e.g. `lambda v: F.max_pool2d(v, 3, 2, 1)`),
+    measured by Monte Carlo: u ~ N(0, 1) of shape (batch, channels, size, size), a gradient ~ N(0, 1) at the
+    pooled output, and E[(∂E/∂u)²] / E[(∂E/∂z)²] per repeat (one value per repeat, for an error bar)."""
+    out = []
+    for _ in range(repeats):
+        u = torch.randn(batch, channels, size, size, generator=generator, dtype=torch.float64, requires_grad=True)
+        z = pool(torch.relu(u))
+        g = torch.randn(z.shape, generator=generator, dtype=torch.float64)
+        (grad,) = torch.autograd.grad(z, u, g)
+        out.append(float(grad.pow(2).mean() / g.pow(2).mean()))
+    return out
 
 
 def jumps(values: list[float], after: list[int], direction: str = "forward") -> list[float]:

@@ -8,23 +8,16 @@ import torch.nn.functional as F
 
 from lastlayer.data import DataError, Split
 from lastlayer.imagefolder import RandomResizedCrop, load_image_folder
-from lastlayer.init import METHODS, initialize, pool_gamma, pool_tau, std_table, trace
-from lastlayer.papers.asv_init.experiments import train_with_init
+from lastlayer.init import METHODS, initialize, pool_gamma, pool_tau, std_table, trace, windowed_max_gamma
+from lastlayer.papers.asv_init import claims, figures
+from lastlayer.papers.asv_init.experiments import gamma_check, train_with_init, variance_picture
+from lastlayer.papers.asv_init.reference import F34_STD_COLUMNS, F34_STDS
 from lastlayer.models import create_model
 from lastlayer.models.plain import f34
-from lastlayer.signal import jumps, signal_variances
+from lastlayer.signal import jumps, pool_gamma_mc, signal_variances
 from lastlayer.training.trainer import TrainConfig
 
-# The notes' F34 table (10 classes, 224x224): layer -> (Kaiming fwd, Kaiming bwd, ASV fwd, ASV bwd)
-F34_NOTES = {
-    1: (0.1166, 0.0253, 0.0831, 0.1081), 2: (0.0589, 0.0589, 0.0263, 0.0596),
-    **{l: (0.0589, 0.0589, 0.0596, 0.0596) for l in range(3, 8)}, 8: (0.0589, 0.0417, 0.0596, 0.0843),
-    **{l: (0.0417, 0.0417, 0.0427, 0.0427) for l in range(9, 16)}, 16: (0.0417, 0.0295, 0.0427, 0.0604),
-    **{l: (0.0295, 0.0295, 0.0309, 0.0309) for l in range(17, 28)}, 28: (0.0295, 0.0208, 0.0309, 0.0437),
-    **{l: (0.0208, 0.0208, 0.0230, 0.0230) for l in range(29, 33)}, 33: (0.0208, 0.0208, 0.0230, 0.0691),
-    34: (0.0625, 0.4472, 0.1084, 0.3162),
-}
-COLUMNS = ("kaiming_forward", "kaiming_backward", "asv_forward", "asv_backward")
+F34_NOTES, COLUMNS = F34_STDS, F34_STD_COLUMNS  # the formulas' check table (reference.py)
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +160,8 @@ def test_signal_variances_records_every_weight_layer():
     model.train()
     x = torch.randn(8, 1, 28, 28)
     prof = signal_variances(model, x)
-    assert len(prof.layers) == len(prof.forward) == len(prof.backward) == 14
+    assert len(prof.layers) == len(prof.forward) == len(prof.backward) == len(prof.tau) == len(prof.gamma) == 14
+    assert math.isnan(prof.tau[-1]) and math.isnan(prof.gamma[-1])
     assert prof.layers[0] == "body.0" and prof.layers[-1] == "head"
     assert all(v > 0 and math.isfinite(v) for v in prof.forward + prof.backward)
     assert model.training and all(p.grad is None for p in model.parameters())
@@ -230,3 +224,165 @@ def test_a_diverging_run_is_flagged_not_raised():
     assert run.diverged and run.epochs_done == 0 and run.peak_acc == pytest.approx(0.1)
     run = train_with_init(lambda: create_model("f14_narrow"), "asv_backward", data, data, config)
     assert not run.diverged and run.epochs_done == 2 and run.peak_acc >= run.final_acc
+
+
+# ---------------------------------------------------------------- γ and τ of real windows, measured
+
+@pytest.mark.parametrize("k", [2, 3, 4])
+def test_measured_gamma_of_disjoint_windows_is_the_papers(k):
+    # size divisible by k: every input lies in exactly one window of k*k elements
+    mc = torch.tensor(pool_gamma_mc(lambda v: F.max_pool2d(v, k), size=12 * k, repeats=12,
+                                    generator=torch.Generator().manual_seed(k)))
+    se = float(mc.std() / math.sqrt(len(mc)))
+    assert abs(float(mc.mean()) - pool_gamma("max", k * k)) < 4 * se + 1e-4
+    assert windowed_max_gamma(12 * k, k) == pytest.approx(pool_gamma("max", k * k), rel=1e-12)
+
+
+def test_overlapping_windows_pass_more_gradient():
+    # F34's stem pool: 3x3, stride 2, pad 1 on 112x112 -> about 1/4, not (1 - 2^-9)/9
+    assert windowed_max_gamma(112, 3, 2, 1) == pytest.approx(0.2494, abs=1e-3)
+    mc = pool_gamma_mc(lambda v: F.max_pool2d(v, 3, 2, 1), size=28, repeats=8,
+                       generator=torch.Generator().manual_seed(0))
+    assert sum(mc) / len(mc) == pytest.approx(windowed_max_gamma(28, 3, 2, 1), rel=0.02)
+    check = gamma_check(((3, 2, 1),), size=20, repeats=4)
+    assert check.measured[0] == pytest.approx(check.windows[0], rel=0.03) and check.paper[0] < 0.5 * check.windows[0]
+
+
+def test_profile_measures_tau_and_gamma_of_a_relu():
+    # a wide linear-ReLU pair on Gaussian inputs: tau and gamma of a ReLU alone are 1/2
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, 4))
+    initialize(model, "kaiming_forward")
+    prof = signal_variances(model, torch.randn(512, 256))
+    assert prof.tau[0] == pytest.approx(0.5, rel=0.05) and prof.gamma[0] == pytest.approx(0.5, rel=0.05)
+
+
+def test_variance_picture_rows_on_a_small_plain_net():
+    curves, pooled = variance_picture("f14_narrow", lambda s: torch.randn(4, 1, 28, 28), (1, 28, 28), 10, draws=2,
+                                      methods=("asv_forward", "asv_backward"))
+    assert len(curves) == 2 * 2 * 14 and set(pooled.layer) == {1, 13}
+    stem = pooled[pooled.layer == 1].iloc[0]
+    assert stem.gamma_windows > stem.gamma_formula  # the stem's 3x3 stride-2 windows overlap
+    assert stem.gamma == pytest.approx(stem.gamma_windows, rel=0.15)
+
+
+# ---------------------------------------------------------------- claims on synthetic runs
+
+def _pooled(asv_fwd=0.0, asv_bwd=0.0, classical=3.0, stem_gap=0.0, tau_log2=0.0, draws=8, noise=0.05, seed=0):
+    """Fake variance-picture rows: ASV methods jump by asv_*, the classical methods by `classical`."""
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for m in METHODS:
+        for d in range(draws):
+            e = lambda: float(torch.randn((), generator=g)) * noise
+            for layer, pool in ((1, "max 9"), (33, "avg 49")):
+                fwd = asv_fwd if m == "asv_forward" else (classical if m in claims.CLASSICAL else 2.0)
+                bwd = asv_bwd if m == "asv_backward" else (classical if m in claims.CLASSICAL else 2.0)
+                rows.append(dict(method=m, draw=d, layer=layer, pool=pool, fwd_jump=fwd + e(), bwd_jump=bwd + e(),
+                                 fwd_pred=0.0, bwd_pred=0.0, bwd_pred_windows=bwd - stem_gap,
+                                 tau=0.166 * 2 ** (tau_log2 + e()), tau_formula=0.166, gamma=0.25,
+                                 gamma_formula=0.11, gamma_windows=0.25))
+    return rows
+
+
+def _runs(best="asv_backward", gap=0.1, datasets=("fashion_mnist",), model="f14_narrow", optimizers=("adam",),
+          seeds=5, seed=0, noise=0.01):
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for d in datasets:
+        for o in optimizers:
+            for m in METHODS:
+                for lr in (1e-4, 1e-3):
+                    for s in range(seeds):
+                        acc = 0.6 + (gap if m == best else 0.0) - (0.05 if lr == 1e-4 else 0.0)
+                        rows.append(dict(dataset=d, model=model, optimizer=o, method=m, lr=lr, seed=s,
+                                         peak_acc=acc + noise * float(torch.randn((), generator=g)), diverged=False))
+    return rows
+
+
+def _verdicts(*args):
+    return {c.id: d.verdict for c, d, _ in claims.decide(*args)}
+
+
+def test_claims_are_declared_once_with_their_settings():
+    assert len(claims.BY_ID) == len(claims.CLAIMS)
+    assert {c.setting.split(":")[0] for c in claims.CLAIMS} == {"proxy", "extension", "paper setup"}
+
+
+def test_decide_on_runs_that_agree_with_the_paper():
+    v = _verdicts(_pooled(), _runs(), _runs(best="asv_forward", model="f20_narrow", optimizers=("sgd", "adam")))
+    assert v == {"forward-variance-pooling": "reproduced", "backward-variance-pooling": "reproduced",
+                 "classical-jump-more": "reproduced", "stem-pool-jump-windows": "reproduced",
+                 "global-pool-tau": "reproduced", "asv-backward-best-adam": "reproduced",
+                 "asv-backward-best-adam-paper": "not testable", "asv-best-optimizers": "reproduced",
+                 "asv-best-optimizers-paper": "not testable"}
+
+
+def test_decide_on_runs_that_contradict_the_paper():
+    v = _verdicts(_pooled(asv_fwd=2.5, asv_bwd=-8.0, classical=0.0, stem_gap=1.2, tau_log2=1.0),
+                  _runs(best="kaiming_forward"), _runs(best="xavier", model="f20_narrow"))
+    assert all(v[c] == "not reproduced" for c in ("forward-variance-pooling", "backward-variance-pooling",
+                                                 "classical-jump-more", "stem-pool-jump-windows", "global-pool-tau",
+                                                 "asv-backward-best-adam", "asv-best-optimizers"))
+
+
+def test_decide_one_bad_pooled_layer_makes_partly():
+    pooled = [r if not (r["method"] == "asv_forward" and r["layer"] == 33) else {**r, "fwd_jump": 3.0 + r["fwd_jump"]}
+              for r in _pooled()]
+    assert _verdicts(pooled, _runs(), _runs(model="f20_narrow"))["forward-variance-pooling"] == "partly"
+
+
+def test_decide_scores_each_seed_at_its_best_learning_rate():
+    import pandas as pd
+    t1 = pd.DataFrame(_runs(gap=0.0, seeds=3, noise=0.05))
+    best = t1.groupby(["method", "seed"]).peak_acc.max().groupby("method").mean()
+    (d,) = [d for c, d, _ in claims.decide(_pooled(), t1, _runs(model="f20_narrow")) if c.id == "asv-backward-best-adam"]
+    assert d.estimate == pytest.approx(best["asv_backward"] - best.drop("asv_backward").max(), abs=1e-5)
+    assert d.n == 3
+
+
+def test_decide_paper_data_moves_the_verdict_to_the_paper_row():
+    t1 = _runs(datasets=("car", "food", "fungi"), model="f34")
+    t3 = _runs(best="asv_forward", datasets=("car",), model="f50", optimizers=("sgd", "adam"))
+    out = {c.id: (d.verdict, ours) for c, d, ours in claims.decide(_pooled(), t1, t3)}
+    assert out["asv-backward-best-adam-paper"][0] == "reproduced" and "fungi" in out["asv-backward-best-adam-paper"][1]
+    assert out["asv-backward-best-adam"][0] == out["asv-best-optimizers"][0] == "not testable"
+    assert out["asv-best-optimizers-paper"][0] == "reproduced"
+
+
+def test_diverged_runs_are_counted_in_the_ours_line():
+    t1 = [{**r, "diverged": r["method"] == "xavier", "peak_acc": 0.1 if r["method"] == "xavier" else r["peak_acc"]}
+          for r in _runs()]
+    ours = {c.id: o for c, _, o in claims.decide(_pooled(), t1, _runs(model="f20_narrow"))}
+    assert "10 of 50 runs diverged" in ours["asv-backward-best-adam"]
+
+
+# ---------------------------------------------------------------- figure helpers on fake data
+
+def test_figure_helpers_on_fake_data():
+    import matplotlib
+    matplotlib.use("Agg")
+    import pandas as pd
+    pooled = pd.DataFrame(_pooled(draws=3))
+    curves = pd.DataFrame([dict(method=m, draw=d, l=l, forward=0.1 * l, backward=-0.1 * l)
+                           for m in METHODS for d in range(2) for l in range(1, 35)])
+    jt = figures.jump_table(pooled)
+    assert jt.shape == (4, 5) and "±" in jt.iloc[0, 0] and "(" in jt.iloc[0, 0]
+    th = figures.theory_table(pooled)
+    assert list(th.index) == ["1 (max 9)", "33 (avg 49)"] and th.shape[1] <= 7
+    t1, t3 = pd.DataFrame(_runs(seeds=3)), pd.DataFrame(_runs(optimizers=("sgd", "adam"), seeds=3))
+    table = figures.table1(t1)
+    assert float(table.loc["ours: fashion_mnist", "ASV (backward)"].split(" ± ")[0]) == pytest.approx(70, abs=2)
+    assert table.loc["paper: car", "ASV (backward)"] == "81.49"
+    assert figures.table3(t3).loc["sgd (lr 0.0001)", "Xavier"].endswith("/ 15.78")
+    for fig in (figures.plot_picture(curves, [1, 33], "t"), figures.plot_table1(t1, "t"), figures.plot_table3(t3, "t")):
+        assert fig.axes and fig.get_size_inches()[0] <= 10
+        matplotlib.pyplot.close(fig)
+    g = figures.gamma_table(pd.DataFrame([dict(kernel=3, stride=2, padding=1, measured=0.25, se=0.001, paper=0.11,
+                                               windows=0.249)]))
+    assert g.loc["3x3, stride 2, pad 1", "γ Monte Carlo"] == "0.2500 ± 0.0010"
+
+
+def test_std_check_against_the_reference_table(f34_stds):
+    assert figures.std_check_max_diff(f34_stds) <= 0.5e-4 + 1e-9
+    assert figures.std_check(f34_stds).loc[34, "ASV (backward)"] == "0.3162 / 0.3162"

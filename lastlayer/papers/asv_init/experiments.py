@@ -1,5 +1,6 @@
-"""The ASV paper's experiments as function calls: train one network per (initialisation, optimizer, learning
-rate, seed) and report its peak validation accuracy, as the paper's tables do.
+"""The ASV paper's experiments as function calls: the variance picture at initialisation (`variance_picture`,
+`gamma_check`), and training one network per (initialisation, optimizer, learning rate, seed) to report its
+peak validation accuracy, as the paper's tables do (`run_grid`).
 
 `train_with_init` is one run; `init_grid` runs a list of cells and returns a pandas table with one row per
 run. A run whose loss becomes non-finite is not an error here: the paper's grids include learning rates too
@@ -8,6 +9,7 @@ diverged in its first epoch) and is flagged `diverged`.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Callable
 
@@ -16,7 +18,10 @@ import torch.nn as nn
 
 from lastlayer.data import DATASETS, Split, load
 from lastlayer.imagefolder import load_image_folder
-from lastlayer.init import DEFAULT_CAP, initialize
+from lastlayer.init import (DEFAULT_CAP, METHODS, initialize, method_stds, pool_gamma, predicted_gains, trace,
+                            windowed_max_gamma)
+from lastlayer.models import create_model
+from lastlayer.signal import jumps, pool_gamma_mc, signal_variances
 from lastlayer.training.trainer import Callback, NonFiniteLossError, TrainConfig, fit, seed_everything
 
 
@@ -101,3 +106,117 @@ def init_grid(make_model: Callable[[], nn.Module], train: Split, val: Split, bas
             config = replace(base, optimizer=optimizer, lr=float(lr), seed=int(seed))
             rows.append(train_with_init(make_model, method, train, val, config, cap=cap, callbacks=callbacks()))
     return pd.DataFrame([r.__dict__ for r in rows])
+
+
+# ---------------------------------------------------------------- the variance picture at initialisation
+
+def _max_pool_windows(model: nn.Module, input_shape) -> list[tuple]:
+    """(kernel, stride, padding, input H x W) of every nn.MaxPool2d, in forward order, from one small pass."""
+    found, handles = [], []
+    for m in model.modules():
+        if isinstance(m, nn.MaxPool2d):
+            handles.append(m.register_forward_hook(
+                lambda mod, args, out: found.append((mod.kernel_size, mod.stride, mod.padding,
+                                                     tuple(args[0].shape[-2:])))))
+    try:
+        with torch.no_grad():
+            model(torch.zeros(1, *input_shape, device=next(model.parameters()).device))
+    finally:
+        for h in handles:
+            h.remove()
+    return found
+
+
+def variance_picture(name: str, make_x: Callable[[int], torch.Tensor], input_shape, num_classes: int, *,
+                     draws: int, seed: int = 0, cap: float | None = DEFAULT_CAP, methods=METHODS,
+                     device="cpu"):
+    """The poster's variance picture of network `name` at initialisation, for every method and weight draw.
+
+    Draw d seeds torch with seed + d before initialising (so every method scales the same standard-normal
+    weights) and feeds `make_x(seed + d)`. Returns two tables:
+    - curves: one row per (method, draw, layer l = 1..L): log2 of the forward and backward variances;
+    - pooled: one row per (method, draw, pooled layer): the measured log2 jumps of the variance across the
+      layer (`lastlayer.signal.jumps`), the jumps the formulas predict for the method's stds (with the paper's
+      γ, and for max pooling also with γ counted over the actual overlapping windows), and the measured τ
+      and γ beside the formulas'.
+    """
+    import numpy as np
+    import pandas as pd
+    net = create_model(name, num_classes=num_classes, in_channels=input_shape[0]).to(device)
+    layers = trace(net, input_shape)
+    windows = iter(_max_pool_windows(net, input_shape))
+    pooled = [i for i, l in enumerate(layers) if l.pool]
+    overlap = {i: windowed_max_gamma(w[3], *w[:3]) for i, w in
+               ((i, next(windows)) for i in pooled if layers[i].pool == "max")}
+    curves, rows = [], []
+    for method in methods:
+        fwd_pred, bwd_pred = predicted_gains(layers, method_stds(layers, method, cap))
+        for d in range(draws):
+            torch.manual_seed(seed + d)
+            initialize(net, method, input_shape, cap=cap)
+            prof = signal_variances(net, make_x(seed + d), generator=torch.Generator().manual_seed(seed + d))
+            curves += [dict(network=name, method=method, draw=d, l=l + 1, forward=math.log2(f), backward=math.log2(b))
+                       for l, (f, b) in enumerate(zip(prof.forward, prof.backward))]
+            fj, bj = jumps(prof.forward, pooled, "forward"), jumps(prof.backward, pooled, "backward")
+            for i, f, b in zip(pooled, fj, bj):
+                layer = layers[i]
+                g_overlap = overlap.get(i, layer.gamma)
+                rows.append(dict(network=name, method=method, draw=d, layer=i + 1, pool=f"{layer.pool} {layer.T}",
+                                 fwd_jump=f, bwd_jump=b, fwd_pred=float(np.log2(fwd_pred[i + 1])),
+                                 bwd_pred=float(np.log2(bwd_pred[i])),
+                                 bwd_pred_windows=float(np.log2(bwd_pred[i] * g_overlap / layer.gamma)),
+                                 tau=prof.tau[i], tau_formula=layer.tau, gamma=prof.gamma[i],
+                                 gamma_formula=layer.gamma, gamma_windows=g_overlap))
+    return pd.DataFrame(curves), pd.DataFrame(rows)
+
+
+def gamma_check(cases=((2, 2, 0), (3, 3, 0), (3, 2, 1), (2, 1, 0)), *, size: int = 28, repeats: int = 16,
+                seed: int = 0):
+    """γ of ReLU + max pooling measured by Monte Carlo against the paper's (1 - 2^-T)/T and the count over
+    the actual windows (`windowed_max_gamma`), for (kernel, stride, padding) cases; one row per case."""
+    import numpy as np
+    import pandas as pd
+    import torch.nn.functional as F
+    g = torch.Generator().manual_seed(seed)
+    rows = []
+    for k, s, p in cases:
+        mc = np.array(pool_gamma_mc(lambda v: F.max_pool2d(v, k, s, p), size=size, repeats=repeats, generator=g))
+        rows.append(dict(kernel=k, stride=s, padding=p, measured=mc.mean(), se=mc.std(ddof=1) / np.sqrt(len(mc)),
+                         paper=pool_gamma("max", k * k), windows=windowed_max_gamma(size, k, s, p)))
+    return pd.DataFrame(rows)
+
+
+def run_grid(model_name: str, data: dict[str, tuple[Split, Split]], cells: list[tuple[str, str, float]],
+             seeds: list[int], base: TrainConfig, *, table: str, cap: float | None = DEFAULT_CAP,
+             callbacks: Callable[[], tuple[Callback, ...]] = tuple):
+    """`init_grid` of `model_name` on every dataset of `data`; one row per trained model, tagged with the
+    table it reproduces, the dataset and the network."""
+    import pandas as pd
+    out = []
+    for dataset, (train, val) in data.items():
+        make = lambda: create_model(model_name, num_classes=len(train.classes), in_channels=train.x.shape[1])
+        runs = init_grid(make, train, val, base, cells, seeds, cap=cap, callbacks=callbacks)
+        out.append(runs.assign(table=table, dataset=dataset, model=model_name))
+    return pd.concat(out, ignore_index=True)
+
+
+def picture_numbers(pooled) -> dict[str, float]:
+    """The numbers the notebook's text quotes from `variance_picture`'s pooled table: γ at the first max pool
+    (measured, over the windows, the paper's) with ASV backward's jump there, and τ at the last average pool."""
+    import numpy as np
+    first = lambda pool, method: pooled[pooled.pool.str.startswith(pool) & (pooled.method == method)]
+    mx, avg = first("max", "asv_backward"), first("avg", "asv_forward")
+    mx, avg = mx[mx.layer == mx.layer.min()], avg[avg.layer == avg.layer.max()]
+    return {"gamma-stem": mx.gamma.mean(), "gamma-windows": mx.gamma_windows.iloc[0],
+            "gamma-paper": mx.gamma_formula.iloc[0], "gamma-ratio": mx.gamma.mean() / mx.gamma_formula.iloc[0],
+            "jump-stem": mx.bwd_jump.mean(), "jump-stem-windows": mx.bwd_pred_windows.iloc[0],
+            "tau-global": avg.tau.mean(), "tau-formula": avg.tau_formula.iloc[0],
+            "tau-log2": float(np.log2(avg.tau / avg.tau_formula).mean())}
+
+
+def augmentation(augment: bool, seed: int = 0) -> Callable[[], tuple[Callback, ...]]:
+    """Fresh training callbacks per run: random resized crops when `augment` (the paper's, for image folders)."""
+    if not augment:
+        return tuple
+    from lastlayer.imagefolder import RandomResizedCrop
+    return lambda: (RandomResizedCrop(seed=seed),)
