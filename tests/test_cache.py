@@ -1,4 +1,5 @@
 """The run cache: same call and code -> loaded, not trained; resumable after a kill; deadlines."""
+import functools
 import os
 import signal
 import subprocess
@@ -70,6 +71,10 @@ def test_fingerprint_is_by_value_and_stable_across_processes():
     assert other == fingerprint(t)
     with pytest.raises(TypeError, match="cannot fingerprint"):
         fingerprint(object())
+    with pytest.raises(TypeError, match="lambda"):
+        fingerprint(lambda: 1)
+    assert fingerprint(functools.partial(square, k=2)) == fingerprint(functools.partial(square, k=2))
+    assert fingerprint(functools.partial(square, k=2)) != fingerprint(functools.partial(square, k=3))
 
 
 def test_killed_profile_resumes_repeating_at_most_one_run(tmp_path):

@@ -20,6 +20,7 @@ again continues from there.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import time
@@ -103,11 +104,15 @@ def _feed(h, obj) -> None:
             _feed(h, v)
     elif obj is None or isinstance(obj, (bool, int, float, str, bytes, torch.dtype, torch.device)):
         h.update(f"{type(obj).__name__}:{obj!r}".encode())
-    elif callable(obj) and hasattr(obj, "__qualname__"):
-        h.update(f"callable:{obj.__module__}.{obj.__qualname__}".encode())
+    elif isinstance(obj, functools.partial):
+        h.update(b"partial:")
+        _feed(h, (obj.func, obj.args, obj.keywords))
+    elif callable(obj) and hasattr(obj, "__qualname__") and "<" not in obj.__qualname__:
+        h.update(f"callable:{obj.__module__}.{obj.__qualname__}".encode())  # importable by name: its code is hashed
     else:
-        raise TypeError(f"cached_run cannot fingerprint a {type(obj).__qualname__}: pass tensors, arrays, "
-                        f"dataclasses, containers, scalars or module-level functions")
+        raise TypeError(f"cached_run cannot fingerprint {obj!r}: pass tensors, arrays, dataclasses, containers, "
+                        f"scalars, module-level functions or functools.partial of them (a lambda or a local "
+                        f"function has no name that says what it computes)")
 
 
 def _invoke(key, fn, args, kwargs):

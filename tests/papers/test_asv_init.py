@@ -7,10 +7,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lastlayer.data import DataError, Split
-from lastlayer.imagefolder import RandomResizedCrop, load_image_folder
+from lastlayer.augment import RandomResizedCrop
 from lastlayer.init import METHODS, initialize, pool_gamma, pool_tau, std_table, trace, windowed_max_gamma
 from lastlayer.papers.asv_init import claims, figures
-from lastlayer.papers.asv_init.experiments import gamma_check, train_with_init, variance_picture
+from lastlayer.papers.asv_init.experiments import gamma_check, load_data, train_with_init, variance_picture
 from lastlayer.papers.asv_init.reference import F34_STD_COLUMNS, F34_STDS
 from lastlayer.models import create_model
 from lastlayer.models.plain import f34
@@ -196,8 +196,8 @@ def test_plain_models_expose_features_and_head(name, shape):
 
 
 def test_image_folder_missing_is_a_clear_error(tmp_path):
-    with pytest.raises(DataError, match=r"car.*train.*not found"):
-        load_image_folder("car", "train", root=tmp_path)
+    with pytest.raises(DataError, match=r"car.*train.*not found.*hecwitane/ASV-pub"):
+        load_data("car", image_root=tmp_path)
 
 
 def test_image_folder_loads_tensors(tmp_path):
@@ -206,7 +206,11 @@ def test_image_folder_loads_tensors(tmp_path):
         (tmp_path / "toy" / "val" / c).mkdir(parents=True)
         for i in range(2):
             Image.new("RGB", (40 + 10 * i, 30), colour).save(tmp_path / "toy" / "val" / c / f"{i}.png")
-    split = load_image_folder("toy", "val", root=tmp_path, size=16)
+    (tmp_path / "toy" / "train").mkdir()
+    import shutil
+    shutil.copytree(tmp_path / "toy" / "val", tmp_path / "toy" / "train", dirs_exist_ok=True)
+    _, split = load_data("toy", image_root=tmp_path, image_size=16)
+    split = split.standardize((-1.0, 2.0))  # undo load_data's (x - 0.5) / 0.5
     assert split.x.shape == (4, 3, 16, 16) and split.x.dtype == torch.float32
     assert split.y.tolist() == [0, 0, 1, 1] and split.classes == ["a", "b"]
     assert split.x[0, 0].min() == 1.0 and split.x[3, 2].min() == 1.0 and split.x[3, 0].max() == 0.0

@@ -9,15 +9,18 @@ diverged in its first epoch) and is flagged `diverged`.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Callable
 
 import torch
 import torch.nn as nn
 
-from lastlayer.data import DATASETS, Split, load
-from lastlayer.imagefolder import load_image_folder
+from lastlayer.augment import RandomResizedCrop
+from lastlayer.data import DATASETS, DataError, Split, load
+from lastlayer.training.cache import cached_run
 from lastlayer.init import (DEFAULT_CAP, METHODS, initialize, method_stds, pool_gamma, predicted_gains, trace,
                             windowed_max_gamma)
 from lastlayer.models import create_model
@@ -25,28 +28,33 @@ from lastlayer.signal import jumps, pool_gamma_mc, signal_variances
 from lastlayer.training.trainer import Callback, NonFiniteLossError, TrainConfig, fit, seed_everything
 
 
+ASV_FOLDERS = ("car", "food", "fungi")
+
+
 def load_data(name: str, train_size: int | None = None, val_size: int | None = None, *, seed: int = 0,
               image_root=None, image_size: int = 224) -> tuple[Split, Split]:
     """(train, validation) for the ASV experiments, normalised as the official code does: (x - 0.5) / 0.5.
 
     'mnist' and 'fashion_mnist' come from `lastlayer.data` (their test split serves as validation set);
-    any other name is an image folder `<image_root>/<name>/{train,val}` (`lastlayer.imagefolder`).
-    `train_size` / `val_size` draw random subsets (None keeps all), with a generator seeded by `seed`.
+    any other name is an image folder `<image_root>/<name>/{train,val}` (image_root defaults to
+    `$LASTLAYER_DATA/asv`). `train_size` / `val_size` draw random subsets (None keeps all), with a generator
+    seeded by `seed`.
     """
     if name in DATASETS:
         train, val = load(name)
     else:
-        train = load_image_folder(name, "train", root=image_root, size=image_size)
-        val = load_image_folder(name, "val", root=image_root, size=image_size)
+        folder = Path(image_root).expanduser() / name if image_root is not None else Path("asv") / name
+        try:
+            train, val = (load(f"folder:{folder}", s, size=image_size) for s in ("train", "val"))
+        except DataError as e:
+            raise DataError(f"{e}. The paper's Car, Food and Fungi subsets ({', '.join(ASV_FOLDERS)}) are not "
+                            f"distributed with this project: build them from the file lists of the official code "
+                            f"(hecwitane/ASV-pub, dataset/<name>/files.txt) as <root>/<name>/train/<class>/*.jpg "
+                            f"and <root>/<name>/val/<class>/*.jpg, with <root> = $LASTLAYER_DATA/asv or the "
+                            f"`image_root` parameter.") from None
     g = torch.Generator().manual_seed(seed)
-    out = []
-    for split, size in ((train, train_size), (val, val_size)):
-        if size is not None:
-            if not 0 < size <= len(split):
-                raise ValueError(f"{name}: asked for {size} examples of a split of {len(split)}")
-            split = split.subset(torch.randperm(len(split), generator=g)[:size])
-        out.append(Split((split.x - 0.5) / 0.5, split.y, split.classes))
-    return out[0], out[1]
+    train, val = train.sample(train_size, g), val.sample(val_size, g)
+    return train.standardize((0.5, 0.5)), val.standardize((0.5, 0.5))
 
 
 @dataclass
@@ -73,10 +81,12 @@ class _Peak(Callback):
 
 def train_with_init(make_model: Callable[[], nn.Module], method: str, train: Split, val: Split,
                     config: TrainConfig, *, cap: float | None = DEFAULT_CAP,
-                    callbacks: tuple[Callback, ...] = ()) -> InitRun:
+                    make_callbacks: Callable[[], tuple[Callback, ...]] = tuple) -> InitRun:
     """Seed with `config.seed`, build the model, initialise it by `method` (ASV from the shape of one
-    training example), train it, and return its peak and final validation accuracy."""
+    training example), train it with fresh `make_callbacks()`, and return its peak and final validation
+    accuracy."""
     seed_everything(config.seed)
+    callbacks = make_callbacks()
     model = make_model()
     initialize(model, method, tuple(train.x.shape[1:]), cap=cap)
     peak = _Peak()
@@ -98,13 +108,16 @@ def init_grid(make_model: Callable[[], nn.Module], train: Split, val: Split, bas
 
     Runs of the same seed share the batch order and the generator state before initialisation, so cells
     differ by the method, optimizer or learning rate only. `callbacks()` makes fresh callbacks per run.
+    Every run goes through the run cache (so `make_model` and `callbacks` must be importable functions or
+    `functools.partial`s of them).
     """
     import pandas as pd
     rows = []
     for method, optimizer, lr in cells:
         for seed in seeds:
             config = replace(base, optimizer=optimizer, lr=float(lr), seed=int(seed))
-            rows.append(train_with_init(make_model, method, train, val, config, cap=cap, callbacks=callbacks()))
+            rows.append(cached_run(train_with_init, make_model, method, train, val, config, cap=cap,
+                                   make_callbacks=callbacks))
     return pd.DataFrame([r.__dict__ for r in rows])
 
 
@@ -194,7 +207,8 @@ def run_grid(model_name: str, data: dict[str, tuple[Split, Split]], cells: list[
     import pandas as pd
     out = []
     for dataset, (train, val) in data.items():
-        make = lambda: create_model(model_name, num_classes=len(train.classes), in_channels=train.x.shape[1])
+        make = functools.partial(create_model, model_name, num_classes=len(train.classes),
+                                 in_channels=int(train.x.shape[1]))
         runs = init_grid(make, train, val, base, cells, seeds, cap=cap, callbacks=callbacks)
         out.append(runs.assign(table=table, dataset=dataset, model=model_name))
     return pd.concat(out, ignore_index=True)
@@ -216,7 +230,8 @@ def picture_numbers(pooled) -> dict[str, float]:
 
 def augmentation(augment: bool, seed: int = 0) -> Callable[[], tuple[Callback, ...]]:
     """Fresh training callbacks per run: random resized crops when `augment` (the paper's, for image folders)."""
-    if not augment:
-        return tuple
-    from lastlayer.imagefolder import RandomResizedCrop
-    return lambda: (RandomResizedCrop(seed=seed),)
+    return functools.partial(_crops, seed) if augment else tuple
+
+
+def _crops(seed: int) -> tuple[Callback, ...]:
+    return (RandomResizedCrop(seed=seed),)
