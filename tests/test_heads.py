@@ -4,7 +4,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lastlayer.heads import ClassifierHead, NormConstrainedLinear, freeze
+from lastlayer.heads import ClassifierHead, NormConstrainedLinear, freeze, random_class_vectors
 
 
 def _steps(module, n=5, weight_decay=0.1):
@@ -82,3 +82,13 @@ def test_head_rejects_bad_arguments():
         ClassifierHead(4, 2, kind="cosine", scale=0)
     with pytest.raises(ValueError, match="norm"):
         NormConstrainedLinear(2, 3, norm=0)
+
+
+def test_class_vectors_are_unit_rows_from_integer_draw():
+    g = torch.Generator().manual_seed(0)
+    w = random_class_vectors(7, 33, g)
+    assert w.shape == (7, 33)
+    assert torch.allclose(w.norm(dim=1), torch.ones(7), atol=1e-6)
+    g = torch.Generator().manual_seed(0)
+    raw = torch.randint(-100, 100, (7, 33), generator=g).float()
+    assert torch.allclose(w, raw / raw.norm(dim=1, keepdim=True))

@@ -17,7 +17,6 @@ results files, the one source of truth.
 from __future__ import annotations
 
 import gzip
-import importlib
 import os
 import platform
 import shutil
@@ -269,8 +268,13 @@ def markdown_table(bench: dict) -> str:
     for paper, rows in bench.get("papers", {}).items():
         if not rows:
             continue
-        lines += ["", f"**{rows[0].get('title', paper)}** (`lastlayer/papers/{paper}/bench.py`):", ""]
         columns = [c for c in rows[0] if c != "title"]
+        # a value shared by every row goes into the heading, so the table keeps only what varies (fits the column)
+        same = [c for c in columns if len(rows) > 1 and all(r.get(c) == rows[0].get(c) for r in rows)]
+        columns = [c for c in columns if c not in same]
+        shared = ", ".join(f"{c.replace('_', ' ')} {_cell(rows[0][c])}" for c in same)
+        lines += ["", f"**{rows[0].get('title', paper)}** (`lastlayer/papers/{paper}/bench.py`"
+                  + (f"; {shared}" if shared else "") + "):", ""]
         lines += ["| " + " | ".join(c.replace("_", " ") for c in columns) + " |", "|" + "---|" * len(columns)]
         for row in rows:
             lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")

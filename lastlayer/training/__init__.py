@@ -3,3 +3,6 @@ it (`callbacks`)."""
 from .callbacks import GradientNorms
 from lastlayer.training.trainer import (Callback, NonFiniteLossError, TrainConfig, TrainResult, apply_batched, device_name, evaluate,
                       fit, make_optimizer, resolve_device, seed_everything)
+
+__all__ = ["Callback", "GradientNorms", "NonFiniteLossError", "TrainConfig", "TrainResult", "apply_batched",
+           "device_name", "evaluate", "fit", "make_optimizer", "resolve_device", "seed_everything"]

@@ -1,7 +1,6 @@
 """The digit-pairs claims, figures and Figure 2 measurement on synthetic runs and a tiny model."""
 import matplotlib
 import numpy as np
-import pytest
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402

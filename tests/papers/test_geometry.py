@@ -1,7 +1,6 @@
 """The geometry paper's library: long-tail counts, guided placement, exact class areas, the recorder,
 the claims' decisions and the figure helpers."""
 import math
-from types import SimpleNamespace
 
 import matplotlib
 matplotlib.use("Agg")

@@ -2,9 +2,12 @@
 class representation vectors": train one backbone with a learned or fixed, dot-product or cosine head,
 then measure the class vectors, the confusions, the embedding geometry and the accuracy under corruptions.
 
-    bench = prepare("fashion_mnist", train_size=12000, corruptions={"jpeg": [30]})
-    runs = run_grid(bench, paper_variants([1, 20]), seeds=[0, 1, 2], epochs=3)
-    frame(runs)          # one row per (variant, seed)
+    benches = {"fashion_mnist": prepare("fashion_mnist", train_size=6000, corruptions={"jpeg": [30]})}
+    runs = run_study(benches, seeds=[0, 1], selection_seeds=[1000], scales=[1, 20], epochs=3)
+    rows = [r.row() for r in runs]     # one flat dict per trained model
+
+`run_study` first trains the selection runs (their own seeds) that choose the learned dot-product model's
+learning rate and each cosine head's best S, then the evaluation runs on which the claims are decided.
 """
 from __future__ import annotations
 
@@ -13,16 +16,19 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 
 from lastlayer import metrics
 from lastlayer.robustness.corruptions import corrupt
-from lastlayer.data import Split, normalize
-from lastlayer.datasets_extra import load_dataset
-from lastlayer.heads import attach_head
+from lastlayer.augment import RandomCropFlip
+from lastlayer.data import Split, load
+from lastlayer.models.base import Model
 from lastlayer.models.convnet import ConvNet
 from lastlayer.models.resnet_cifar import resnet18_cifar
-from lastlayer.training.trainer import Callback, TrainConfig, apply_batched, evaluate, fit, resolve_device
+from lastlayer.training.cache import cached_run
+from lastlayer.training.trainer import (NonFiniteLossError, TrainConfig, apply_batched, evaluate, fit,
+                                        resolve_device)
 
 BACKBONES = {"convnet": ConvNet, "resnet18": resnet18_cifar}
 
@@ -42,23 +48,19 @@ class Variant:
     scale: float = 1.0   # S of the cosine head
     lr: float = 0.1
     weight_decay: float = 0.0
-    tag: str = ""        # tells apart two variants with the same head (e.g. another learning rate)
+    signed: bool = False  # a linear layer after the pooled embedding, so that it can take both signs
 
     @property
     def name(self) -> str:
         s = f" S={self.scale:g}" if self.head == "cosine" else ""
-        return f"{'fixed' if self.fixed else 'learned'} {self.head}{s}{' ' + self.tag if self.tag else ''}"
+        return f"{'fixed' if self.fixed else 'learned'} {self.head}{s}{' signed' if self.signed else ''}"
 
 
 def paper_variants(scales=(1.0,), lr: float = 0.1, lr_learned_dot: float = 0.001, wd_dot: float = 5e-4,
-                   wd_cosine: float = 0.0, equal_lr_control: bool = False) -> list[Variant]:
+                   wd_cosine: float = 0.0) -> list[Variant]:
     """The paper code's models: learned and fixed dot product (weight decay `wd_dot`; the learned one at
-    `lr_learned_dot`), and learned and fixed cosine at every S in `scales` (weight decay `wd_cosine`).
-    equal_lr_control adds a learned dot-product model at the fixed one's `lr`."""
-    v = [Variant("dot", False, lr=lr_learned_dot, weight_decay=wd_dot)]
-    if equal_lr_control and lr != lr_learned_dot:
-        v.append(Variant("dot", False, lr=lr, weight_decay=wd_dot, tag=f"lr={lr:g}"))
-    v.append(Variant("dot", True, lr=lr, weight_decay=wd_dot))
+    `lr_learned_dot`), and learned and fixed cosine at every S in `scales` (weight decay `wd_cosine`)."""
+    v = [Variant("dot", False, lr=lr_learned_dot, weight_decay=wd_dot), Variant("dot", True, lr=lr, weight_decay=wd_dot)]
     for s in scales:
         v += [Variant("cosine", False, float(s), lr, wd_cosine), Variant("cosine", True, float(s), lr, wd_cosine)]
     return v
@@ -77,48 +79,39 @@ class Bench:
         return self.train.classes
 
 
-def _take(split: Split, n: int | None, generator: torch.Generator) -> Split:
-    if n is None or n >= len(split):
-        return split
-    if n < 1:
-        raise ValueError(f"a subset size must be positive, got {n}")
-    return split.subset(torch.randperm(len(split), generator=generator)[:n].to(split.x.device))
-
-
 def prepare(dataset: str, *, train_size: int | None = None, test_size: int | None = None,
             corruptions: dict[str, list] | None = None, seed: int = 0, device="cpu", **load_kwargs) -> Bench:
     """Load `dataset`, take random subsets (None = all), corrupt the test images in [0, 1] with every
     (name, severity) of `corruptions`, then standardise everything with the training mean and std."""
-    train, test = load_dataset(dataset, **load_kwargs)
+    train, test = load(dataset, **load_kwargs)
     g = torch.Generator().manual_seed(seed)
-    train, test = _take(train, train_size, g), _take(test, test_size, g)
+    train, test = train.sample(train_size, g), test.sample(test_size, g)
     keys, images = [], []
     for name, severities in (corruptions or {}).items():
         for s in severities:
             keys.append(f"{name}@{s:g}")
             images.append(Split(corrupt(test.x, name, s, generator=g), test.y, test.classes))
-    train, test, *bad = normalize(train, test, *images)
+    stats = train.stats()
+    train, test, *bad = (s.standardize(stats) for s in (train, test, *images))
     device = resolve_device(device)
     return Bench(dataset, train.to(device), test.to(device), {k: b.to(device) for k, b in zip(keys, bad)})
 
 
-class RandomCropFlip(Callback):
-    """The standard CIFAR augmentation on a batch of tensors: zero-pad by `padding`, crop back at a random
-    offset, and mirror half of the images horizontally (one offset per batch keeps it a single slice)."""
+def reachable_cosine(class_vectors) -> np.ndarray:
+    """Per class, the largest cosine a non-negative embedding can have with the class vector: ||w+|| / ||w||.
 
-    def __init__(self, padding: int = 4, flip: bool = True):
-        self.padding, self.flip = padding, flip
+    For f >= 0, f.w <= f.w+ <= ||f|| ||w+|| (Cauchy-Schwarz), with equality at f proportional to w+ = max(w, 0).
+    An embedding taken after a ReLU and pooling can therefore never come closer to a mixed-sign vector."""
+    w = torch.as_tensor(class_vectors, dtype=torch.float64)
+    return (w.clamp(min=0).norm(dim=1) / w.norm(dim=1)).numpy()
 
-    def filter_batch(self, model, x, y, epoch):
-        if self.padding:
-            p = self.padding
-            h, w = x.shape[-2:]
-            i, j = (int(v) for v in torch.randint(0, 2 * p + 1, (2,)))
-            x = F.pad(x, (p, p, p, p))[..., i:i + h, j:j + w]
-        if self.flip:
-            mirror = torch.rand(len(x), device=x.device) < 0.5
-            x = torch.where(mirror[:, None, None, None], x.flip(-1), x)
-        return x, y
+
+def nearest_cosine(cosines) -> float:
+    """Mean over classes of the largest cosine between a class vector and any other: how close the
+    closest pairs of class vectors sit (lower = vectors spread further apart)."""
+    c = np.array(cosines, dtype=float)
+    np.fill_diagonal(c, -np.inf)
+    return float(c.max(1).mean())
 
 
 @dataclass
@@ -127,13 +120,16 @@ class RunResult:
     dataset: str
     variant: Variant
     seed: int
+    role: str                  # 'select' (chooses a setting) or 'eval' (decides the claims)
     best_acc: float            # best test accuracy over the epochs (what the paper's code reports)
     final_acc: float
+    diverged: bool             # the loss became non-finite; measurements below are then NaN
     history: dict
     class_cosine: np.ndarray   # (m, m) cosine between class vectors, final model
     confusion: np.ndarray      # (m, m) test confusions, final model
     spearman: float            # rho of confusions vs class-vector cosine over ordered class pairs
     image_class_cosine: float  # mean cos(image embedding, predicted class vector)
+    cosine_bound: float        # mean over the same images of the reachable cosine (1 if the embedding has signs)
     compactness: float
     separability: float
     corrupted_acc: dict[str, float]
@@ -143,18 +139,38 @@ class RunResult:
     def row(self) -> dict:
         v = self.variant
         off = self.class_cosine[~np.eye(len(self.class_cosine), dtype=bool)]
-        return {"dataset": self.dataset, "variant": v.name, "head": v.head, "fixed": v.fixed, "scale": v.scale,
-                "lr": v.lr, "seed": self.seed, "best_acc": self.best_acc, "final_acc": self.final_acc,
-                "spearman": self.spearman, "class_vector_cosine": float(off.mean()),
+        return {"role": self.role, "dataset": self.dataset, "variant": v.name, "head": v.head, "fixed": v.fixed,
+                "scale": v.scale, "lr": v.lr, "signed": v.signed, "seed": self.seed, "diverged": self.diverged,
+                "best_acc": self.best_acc, "final_acc": self.final_acc, "spearman": self.spearman,
+                "class_vector_cosine": float(off.mean()) if len(off) else float("nan"),
+                "class_vector_nn_cosine": nearest_cosine(self.class_cosine) if len(off) else float("nan"),
                 "lookalike_contrast": self.lookalike_contrast, "image_class_cosine": self.image_class_cosine,
-                "compactness": self.compactness, "separability": self.separability, **self.corrupted_acc}
+                "cosine_bound": self.cosine_bound, "compactness": self.compactness,
+                "separability": self.separability, **{f"acc {k}": a for k, a in self.corrupted_acc.items()}}
+
+
+class SignedEmbedding(Model):
+    """A backbone whose pooled (non-negative) embedding goes through a learned linear map, so the
+    embedding the head sees can take both signs; the same `features` / `head` interface."""
+
+    def __init__(self, backbone: nn.Module):
+        super().__init__()
+        d = backbone.head.in_features
+        self.head, backbone.head = backbone.head, nn.Identity()
+        self.backbone, self.project = backbone, nn.Linear(d, d)
+        self.num_features, self.input_size = d, backbone.input_size
+
+    def features(self, x):
+        return self.project(self.backbone.features(x))
 
 
 def build_model(backbone: str, variant: Variant, in_channels: int, num_classes: int, **backbone_kwargs):
     if backbone not in BACKBONES:
         raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
     model = BACKBONES[backbone](in_channels=in_channels, num_classes=num_classes, **backbone_kwargs)
-    return attach_head(model, kind=variant.head, fixed=variant.fixed, scale=variant.scale)
+    if variant.signed:
+        model = SignedEmbedding(model)
+    return model.reset_head(kind=variant.head, fixed=variant.fixed, scale=variant.scale)
 
 
 @torch.no_grad()
@@ -166,21 +182,24 @@ def analyse(model, test: Split, num_classes: int) -> dict:
     w = model.head.class_vectors()
     cos = metrics.cosine_matrix(w)
     conf = metrics.confusion_matrix(pred, test.y, num_classes)
+    reach = reachable_cosine(w.cpu()) if bool((feats >= 0).all()) else np.ones(num_classes)
     unit = F.normalize(feats, dim=1)  # the geometry a cosine head sees; compactness is scale-free anyway
     return {"class_cosine": cos.cpu().numpy(), "confusion": conf.numpy(),
             "spearman": metrics.confusion_cosine_correlation(conf, cos.cpu()).rho,
             "image_class_cosine": metrics.image_class_cosine(feats, w, pred),
+            "cosine_bound": float(reach[pred.cpu().numpy()].mean()),
             "compactness": metrics.compactness(unit, test.y), "separability": metrics.separability(unit, test.y)}
 
 
-def run(bench: Bench, variant: Variant, seed: int, *, backbone: str = "convnet", backbone_kwargs: dict | None = None,
-        epochs: int = 3, batch_size: int = 128, momentum: float = 0.9, nesterov: bool = True,
-        schedule: str = "plateau", plateau_factor: float = 0.2, plateau_patience: int = 3, augment: bool = False,
-        device="auto", keep_model: bool = False) -> RunResult:
+def run(bench: Bench, variant: Variant, seed: int, *, role: str = "eval", backbone: str = "convnet",
+        backbone_kwargs: dict | None = None, epochs: int = 3, batch_size: int = 128, momentum: float = 0.9,
+        nesterov: bool = True, schedule: str = "plateau", plateau_factor: float = 0.2, plateau_patience: int = 3,
+        augment: bool = False, device="auto", keep_model: bool = False) -> RunResult:
     """Train one model (weights and class vectors seeded by `seed`, so every variant of a seed starts
     from the same draw) with SGD, then analyse it. schedule 'plateau' is the paper code's
     ReduceLROnPlateau on test accuracy; 'cosine' anneals the rate to 0 over `epochs`, for runs too
-    short to ever reach a plateau."""
+    short to ever reach a plateau. A run whose loss turns non-finite is kept, marked diverged, with chance
+    accuracy (clean and corrupted) and NaN measurements."""
     if schedule not in ("plateau", "cosine"):
         raise ValueError(f"unknown schedule {schedule!r}; choose 'plateau' or 'cosine'")
     torch.manual_seed(seed)
@@ -193,35 +212,63 @@ def run(bench: Bench, variant: Variant, seed: int, *, backbone: str = "convnet",
     else:
         sched = lambda opt: torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=plateau_factor,
                                                                        patience=plateau_patience)
-    result = fit(model, bench.train, bench.test, config, scheduler=sched,
-                 callbacks=[RandomCropFlip()] if augment else [])
+    try:
+        history = fit(model, bench.train, bench.test, config, scheduler=sched,
+                      callbacks=[RandomCropFlip(seed=seed)] if augment else []).history
+    except NonFiniteLossError:
+        nan, eye = float("nan"), np.full((m, m), np.nan)
+        return RunResult(bench.name, variant, seed, best_acc=1 / m, final_acc=1 / m, diverged=True, history={},
+                         class_cosine=eye, confusion=eye, spearman=nan, image_class_cosine=nan, cosine_bound=nan,
+                         compactness=nan, separability=nan, corrupted_acc={k: 1 / m for k in bench.corrupted},
+                         lookalike_contrast=nan, role=role)
     found = analyse(model, bench.test, m)
     corrupted = {k: evaluate(model, s)[1] for k, s in bench.corrupted.items()}
     groups = [[bench.classes.index(c) for c in g] for g in LOOKALIKES.get(bench.name, [])]
     contrast = metrics.group_contrast(found["class_cosine"], groups) if groups else float("nan")
-    return RunResult(bench.name, variant, seed, max(result.history["test_acc"]), result.history["test_acc"][-1],
-                     result.history, corrupted_acc=corrupted, lookalike_contrast=contrast,
+    return RunResult(bench.name, variant, seed, best_acc=max(history["test_acc"]), final_acc=history["test_acc"][-1],
+                     diverged=False, history=history, corrupted_acc=corrupted, lookalike_contrast=contrast, role=role,
                      model=model.cpu() if keep_model else None, **found)
 
 
-def run_grid(bench: Bench, variants: list[Variant], seeds: list[int], *, keep_models_of_seed: int | None = None,
-             **kwargs) -> list[RunResult]:
-    """`run` for every variant and seed; keeps the models of one seed (for pictures) if asked."""
-    return [run(bench, v, s, keep_model=(s == keep_models_of_seed), **kwargs) for s in seeds for v in variants]
+def choose_settings(rows: list[dict]) -> dict:
+    """From the selection runs' rows: per dataset, the learned dot-product model's learning rate and the
+    best S of learned and of fixed cosine models, each by the highest mean best accuracy. Pure, so the
+    claims can redo the choice from the results file."""
+    df = pd.DataFrame([r for r in rows if r["role"] == "select"])
+    out = {}
+    for name, d in df.groupby("dataset", sort=False):
+        dot = d[(d["head"] == "dot") & ~d.fixed]
+        choice = {"lr learned dot": float(dot.groupby("lr").best_acc.mean().idxmax())}
+        for fixed, key in ((False, "S learned"), (True, "S fixed")):
+            cos = d[(d["head"] == "cosine") & (d.fixed == fixed) & ~d.signed]
+            if len(cos):
+                choice[key] = float(cos.groupby("scale").best_acc.mean().idxmax())
+        out[name] = choice
+    return out
 
 
-def frame(runs: list[RunResult]) -> pd.DataFrame:
-    """One row per run: the scalar results."""
-    return pd.DataFrame([r.row() for r in runs])
-
-
-def summary(df: pd.DataFrame, columns: list[str], by=("dataset", "variant"), digits: int = 3,
-            scale: float = 1.0) -> pd.DataFrame:
-    """'mean ± std' over seeds of `columns` per group, in the order the groups first appear."""
-    def fmt(v):
-        v = np.asarray(v, float) * scale
-        if np.isnan(v).all():
-            return "n/a"
-        return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
-    return df.groupby(list(by), sort=False)[columns].agg(fmt)
-
+def run_study(benches: dict[str, Bench], *, seeds: list[int], selection_seeds: list[int], scales: list[float],
+              grid_datasets: list[str], lr: float = 0.1, learned_dot_lrs=(0.001, 0.1), wd_dot: float = 5e-4,
+              wd_cosine: float = 0.0, signed_extension: bool = True, **train_kwargs) -> list[RunResult]:
+    """Every model of the study. On `selection_seeds`: the learned dot-product model at each of
+    `learned_dot_lrs` and, on the grid datasets, learned and fixed cosine models at every S. Then on
+    `seeds`: the learned dot-product model at its chosen rate, the fixed one, cosine models at every S
+    (S = 1 only outside the grid datasets) and, if asked, a fixed cosine S = 1 model whose embedding can
+    take both signs. The models of the first seed are kept for pictures."""
+    if set(seeds) & set(selection_seeds):
+        raise ValueError("selection seeds must differ from evaluation seeds: a choice made on the runs it is "
+                         "judged on would favour it")
+    runs = []
+    for name, bench in benches.items():
+        grid = [float(s) for s in scales] if name in grid_datasets else []
+        variants = [Variant("dot", False, lr=a, weight_decay=wd_dot) for a in learned_dot_lrs]
+        variants += [Variant("cosine", f, s, lr, wd_cosine) for s in grid for f in (False, True)]
+        runs += [cached_run(run, bench, v, s, role="select", **train_kwargs) for s in selection_seeds for v in variants]
+    chosen = choose_settings([r.row() for r in runs])
+    for name, bench in benches.items():
+        variants = paper_variants(scales if name in grid_datasets else [1.0], lr=lr,
+                                  lr_learned_dot=chosen[name]["lr learned dot"], wd_dot=wd_dot, wd_cosine=wd_cosine)
+        if signed_extension and name in grid_datasets:
+            variants.append(Variant("cosine", True, 1.0, lr, wd_cosine, signed=True))
+        runs += [cached_run(run, bench, v, s, keep_model=s == seeds[0], **train_kwargs) for s in seeds for v in variants]
+    return runs
