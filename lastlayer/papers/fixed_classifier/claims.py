@@ -1,0 +1,306 @@
+"""The fixed_classifier paper's claims, declared before any run, and `decide`, which turns the runs into verdicts.
+
+The runs are the flat dicts of `RunResult.row()`, one per trained model, stored with the report so every
+verdict can be recomputed from the results file. Rows with role 'select' only choose settings (the learned
+dot-product model's learning rate, each cosine head's best S; `experiments.choose_settings`); the claims
+are decided on the 'eval' rows, whose seeds the choice never saw.
+
+Comparisons between two heads are Welch intervals over seeds (the two groups are different models; pairing
+by seed would halve the degrees of freedom for a correlation we have no reason to expect). A claim of
+several parts must hold in every part (an intersection-union test: no Bonferroni correction needed).
+A diverged run counts with chance accuracy and 0 for every geometric measure (never dropped).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lastlayer import stats
+from lastlayer.claims import Claim, format_interval
+from lastlayer.papers.fixed_classifier import reference as ref
+from lastlayer.papers.fixed_classifier.experiments import LOOKALIKES, choose_settings
+
+PROXY = ("proxy: Fashion-MNIST and MNIST subsets, a small CNN trained for a few epochs (the paper: STL-10, "
+         "CIFAR-10/100 and Tiny ImageNet, ResNet-18, 80 epochs)")
+PROXY_LOOKALIKE = ("proxy: Fashion-MNIST's look-alike groups (tops; shoes) for STL-10's vehicles, a small CNN "
+                   "trained for a few epochs")
+ROBUST_TESTS = 12        # 2 model pairs x 3 corruptions x 2 severities in the cpu profile
+FAMILY_ALPHA = 0.05
+COMPACT_LEVEL = 0.9      # "roughly 0.95": at least 90% of the reachable maximum
+NEAR_PAPER = "the paper's ~0.95 read as 'near', with room for 'roughly'"
+
+CLAIMS = [
+    Claim(id="similar-classes-close",
+          statement="Learned class vectors of visually similar classes are close to each other.",
+          paper="STL-10: the vehicle vectors close together and far from the animal vectors (Figure 2, left)",
+          estimand="per run, mean cosine between class vectors inside the look-alike groups minus that of all other "
+                   "pairs; learned dot product and learned cosine S = 1, each a part",
+          rule="direction", parameters={"expected": "greater"},
+          why="a positive contrast is what 'close' means against the other pairs; both learned heads of the paper",
+          setting=PROXY_LOOKALIKE),
+    Claim(id="closeness-predicts-confusions",
+          statement="The closer two learned class vectors, the more the two classes are confused.",
+          paper="Spearman 0.82/0.77/0.61/0.79 (dot), 0.85/0.87/0.81/0.83 (cosine S = 1) on STL-10/CIFAR-10/"
+                "CIFAR-100/Tiny ImageNet (Figures 2 and 4, right)",
+          estimand="per run, Spearman rho of cos(w_i, w_j) against confusions i -> j over the ordered class pairs; "
+                   "mean over runs per dataset and learned head (dot, cosine S = 1), each a part",
+          rule="correlation_from_runs", parameters={"threshold": 0.5, "side": "above"},
+          why="the paper calls 0.61-0.87 'strong'; 0.5 keeps 'strong' and sits below the lowest reported value",
+          setting=PROXY),
+    Claim(id="fixing-keeps-dot-accuracy",
+          statement="Fixing the class vectors does not hurt the accuracy of dot-product models.",
+          paper="fixed on par with or above learned dot-product models, by up to 4 points (Table 1)",
+          estimand="fixed minus learned dot-product best test accuracy, per dataset (each a part); the learned "
+                   "model at the learning rate chosen on separate selection seeds",
+          rule="noninferiority", parameters={"margin": 0.01},
+          why="margin 1 point: twice the 0.5-point drop Hoffer et al. call 'on par', which the paper cites",
+          setting=PROXY),
+    Claim(id="fixing-raises-dot-accuracy",
+          statement="Fixing the class vectors can raise the accuracy of dot-product models.",
+          paper="up to +4 points, where classes are many or visually close (Table 1)",
+          estimand="fixed minus learned dot-product best test accuracy on Fashion-MNIST (the dataset with "
+                   "look-alike classes)",
+          rule="direction", parameters={"expected": "greater"},
+          why="the paper ties the gain to visually close classes; with 10 classes only its direction is asked, "
+              "not its size",
+          setting=PROXY_LOOKALIKE),
+    Claim(id="fixed-cosine-s1-trains",
+          statement="With S = 1, fixed cosine models train well where learned ones train poorly.",
+          paper="fixed above learned cosine S = 1 models on every dataset, by up to 53 points (Table 2)",
+          estimand="fixed minus learned cosine S = 1 best test accuracy, per dataset (each a part)",
+          rule="direction", parameters={"expected": "greater"},
+          why="the direction on every dataset; the size is a claim of its own (cosine-s1-gap-size)",
+          setting=PROXY),
+    Claim(id="cosine-s1-gap-size",
+          statement="The accuracy gap of fixed over learned cosine S = 1 models reaches 53 points.",
+          paper="up to 53 points (Table 2; the dataset is not named in the text)",
+          estimand="none",
+          rule="not testable",
+          why="the paper's own argument makes the gap grow with the number of classes m (the S = 1 softmax caps "
+              "the right class's probability at e/(e + (m - 1)/e), 0.45 for m = 10, 0.035 for m = 200); the gap "
+              "is quoted for an unnamed dataset of up to 200 classes, and ours have 10",
+          setting=PROXY),
+    Claim(id="larger-s-helps-learned-cosine",
+          statement="A larger S raises the accuracy of learned cosine models.",
+          paper="Table 3: with a grid-searched S learned cosine models are more accurate on every dataset",
+          estimand="learned cosine best test accuracy at S = 20 minus at S = 1, per grid dataset",
+          rule="direction", parameters={"expected": "greater"},
+          why="S = 20 is the S the paper shows as tuned (Figure 4); declared, not chosen on these runs",
+          setting=PROXY),
+    Claim(id="best-s-no-benefit-from-learning",
+          statement="With S tuned, learning the class vectors is no better than fixing them at random.",
+          paper="Table 3: fixed on par with or above learned cosine models at their best S",
+          estimand="fixed minus learned cosine best test accuracy, each at the S chosen on the selection seeds, "
+                   "per grid dataset",
+          rule="noninferiority", parameters={"margin": 0.01},
+          why="margin 1 point as for the dot-product models; S chosen on separate seeds so its choice does not "
+              "favour either side on the runs compared",
+          setting=PROXY),
+    Claim(id="larger-s-spreads-class-vectors",
+          statement="In learned cosine models, a larger S moves the class vectors further apart.",
+          paper="class-vector cosines lower at S = 20 than at S = 1 (Figure 4, left and middle)",
+          estimand="per run, the mean over classes of the largest cosine between a class vector and any other "
+                   "(how close the nearest vectors sit); learned cosine S = 20 minus S = 1, per grid dataset",
+          rule="direction", parameters={"expected": "less"},
+          why="the figure's bright off-diagonal cells are the near pairs; the mean of all off-diagonal cosines "
+              "measures a shared direction instead, not how far apart the vectors are. S as in the figure",
+          setting=PROXY),
+    Claim(id="larger-s-lowers-image-cosine",
+          statement="In learned cosine models, a larger S lowers the cosine between images and their predicted "
+                    "class vector.",
+          paper="Table 4: the image-to-class cosine falls from S = 1 to 20 to 40 (numbers lost)",
+          estimand="learned cosine mean image-to-class cosine at each S minus at the next larger S of Table 4 "
+                   "(1 -> 20, 20 -> 40), per grid dataset, each a part",
+          rule="direction", parameters={"expected": "greater"},
+          why="a fall at each step is what 'as we increase S, it decreases' says",
+          setting=PROXY),
+    Claim(id="larger-s-lowers-compactness",
+          statement="A larger S lowers the intra-class compactness of learned cosine models.",
+          paper="Section 3: 'setting S > 1 decreases intra-class compactness' (from Table 4)",
+          estimand="per run, mean cosine between a test embedding and its class's mean embedding; learned cosine "
+                   "S = 1 minus S = 20, per grid dataset",
+          rule="direction", parameters={"expected": "greater"},
+          why="the same statement as Table 4 on a measure that needs no class vector",
+          setting=PROXY),
+    Claim(id="fixing-increases-compactness",
+          statement="Fixed cosine models with S = 1 are more compact than learned cosine models with a tuned S.",
+          paper="Section 3 and abstract: fixing 'significantly improves' intra-class compactness",
+          estimand="compactness (as above) of fixed cosine S = 1 minus learned cosine at the S chosen on the "
+                   "selection seeds, per grid dataset",
+          rule="direction", parameters={"expected": "greater"},
+          why="the paper's comparison: fixing lets S = 1 train, where learned models need S > 1",
+          setting=PROXY),
+    Claim(id="fixing-increases-separability",
+          statement="Fixing the class vectors increases the inter-class separability of the embedding.",
+          paper="abstract and Sections 2-3, shown by pictures (Figures 3 and 5)",
+          estimand="per run, 1 minus the mean cosine between class-mean test embeddings; fixed minus learned, "
+                   "dot product and cosine S = 1, per dataset, each a part",
+          rule="direction", parameters={"expected": "greater"},
+          why="both heads the paper pictures, on every dataset",
+          setting=PROXY),
+    Claim(id="fixed-cosine-s1-compact",
+          statement="Fixed cosine models with S = 1 place images close to their class vector (cosine near 0.95).",
+          paper="average image-to-class cosine about 0.95 in all experiments (Section 3)",
+          estimand="per run, mean image-to-class cosine divided by the reachable maximum: a non-negative embedding "
+                   "f has cos(f, w) <= ||w+|| (w+ = max(w, 0), unit w), about 0.7 for mixed-sign random vectors",
+          rule="threshold", parameters={"threshold": COMPACT_LEVEL, "side": "above"},
+          why="after a ReLU and pooling (ours and the paper's ResNet-18) 0.95 is out of reach whatever the "
+              "training, so the share of the reachable cosine is what can be tested; " + NEAR_PAPER,
+          setting=PROXY),
+    Claim(id="fixed-cosine-s1-compact-signed",
+          statement="With an embedding that can take both signs, fixed cosine S = 1 models reach an "
+                    "image-to-class cosine near 0.95.",
+          paper="average image-to-class cosine about 0.95 in all experiments (Section 3)",
+          estimand="per run, mean image-to-class cosine of a fixed cosine S = 1 model whose pooled embedding goes "
+                   "through a learned linear layer (no bound below 1)",
+          rule="threshold", parameters={"threshold": COMPACT_LEVEL, "side": "above"},
+          why="our addition: removes the sign bound to test the paper's number as printed; " + NEAR_PAPER,
+          setting="extension"),
+    Claim(id="fixing-keeps-robustness",
+          statement="Fixed class vectors keep the robustness to image corruptions.",
+          paper="Table 6: fixed models highly robust to impulse noise, JPEG and defocus blur (numbers lost)",
+          estimand="per run, the accuracy drop (clean minus corrupted); learned minus fixed drop for every "
+                   "corruption and severity, dot product and cosine (each at its chosen S), each a part",
+          rule="noninferiority", parameters={"margin": 0.03},
+          why=f"margin 3 points of extra drop ('remain competitive'); each part at alpha {FAMILY_ALPHA:g} / k, k the "
+              f"number of parts ({ROBUST_TESTS} in the cpu profile), so the family keeps its level",
+          setting=PROXY,
+          criterion=f"Every part: reproduced if the {100 * (1 - FAMILY_ALPHA):g}%-family (Bonferroni) interval of "
+                    "(learned drop minus fixed drop) has its lower end above -3 points; not reproduced if its "
+                    "upper end is below -3 points; otherwise inconclusive. All parts must be reproduced."),
+    Claim(id="generalization-sets", statement="Fixing the class vectors does not lower accuracy on new images of "
+                                              "the same classes.",
+          paper="Table 5: Open Images sets for STL-10 and CIFAR-100, CIFAR-10.1 for CIFAR-10 (numbers lost)",
+          estimand="none", rule="not testable",
+          why="the sets are hand-collected (Open Images) or CIFAR-specific (CIFAR-10.1); no such second test set "
+              "exists for Fashion-MNIST or MNIST, and none is available offline",
+          setting=PROXY),
+    Claim(id="fixed-trains-at-higher-lr",
+          statement="Models with fixed class vectors can be trained with a higher learning rate.",
+          paper="Tables 7-9 (appendix, not in the text we have)",
+          estimand="none", rule="not testable",
+          why="the appendix is lost: which models, rates and datasets Tables 7-9 compare is unknown. Our "
+              "selection runs train the learned dot-product model at two rates (shown), not a grid for both heads",
+          setting=PROXY),
+    Claim(id="figure-1-scheme", statement="A classifier projects the image vector on one vector per class.",
+          paper="Figure 1: a scheme of the classification layer", estimand="none", rule="not testable",
+          why="a diagram, with nothing to measure", setting="paper setup"),
+]
+BY_ID = {c.id: c for c in CLAIMS}
+
+
+def _values(rows, key, **where) -> np.ndarray:
+    """`key` of the matching rows, ordered by seed; undefined measures (diverged runs) count as 0."""
+    sel = [r for r in rows if all(r.get(k) == v for k, v in where.items())]
+    v = np.array([r[key] for r in sorted(sel, key=lambda r: r["seed"])], dtype=float)
+    return np.nan_to_num(v, nan=0.0)
+
+
+def _model(head, fixed, scale=1.0, signed=False) -> dict:
+    return {"head": head, "fixed": fixed, "signed": signed, **({"scale": float(scale)} if head == "cosine" else {})}
+
+
+def _part_text(label, d: stats.Decision, scale=1.0, digits=3, unit="") -> str:
+    if d.verdict == "not testable":
+        return f"{label}: {d.detail}"
+    return f"{label}: {format_interval(d.estimate, d.interval, d.n, scale=scale, digits=digits, unit=unit)}"
+
+
+def decide(rows: list[dict]):
+    """[(claim, decision, ours)] for every claim, from the runs' rows (see the module docstring)."""
+    ev = [r for r in rows if r["role"] == "eval"]
+    chosen = choose_settings(rows)
+    datasets = list(dict.fromkeys(r["dataset"] for r in ev))
+    scales = {d: sorted({r["scale"] for r in ev if r["dataset"] == d and r["head"] == "cosine" and not r["signed"]})
+              for d in datasets}
+    grid = [d for d in datasets if 20.0 in scales[d]]
+    out = []
+
+    def v(d, key, **model):
+        return _values(ev, key, dataset=d, **model)
+
+    def add(cid, labelled, **fmt):
+        """labelled: [(label, decision)]; one part is the decision itself, several are combined."""
+        if not labelled:
+            dec = stats.not_testable("no run in this profile measures it")
+        else:
+            dec = labelled[0][1] if len(labelled) == 1 else stats.combine([p for _, p in labelled])
+        out.append((BY_ID[cid], dec, "; ".join(_part_text(l, p, **fmt) for l, p in labelled) or dec.detail))
+
+    def pair(cid, d, key, a, b, **kw):
+        return BY_ID[cid].decide(v(d, key, **a), v(d, key, **b), **kw)
+
+    pts = dict(scale=100, digits=1)  # accuracy differences in points
+    LD, FD = _model("dot", False), _model("dot", True)
+    LC1, FC1 = _model("cosine", False), _model("cosine", True)
+
+    c = BY_ID["similar-classes-close"]
+    add(c.id, [(f"{d} {n}", c.decide(v(d, "lookalike_contrast", **m)))
+               for d in datasets if d in LOOKALIKES for n, m in (("learned dot", LD), ("learned cosine S=1", LC1))])
+    c = BY_ID["closeness-predicts-confusions"]
+    add(c.id, [(f"{d} {n}", c.decide(v(d, "spearman", **m)))
+               for d in datasets for n, m in (("learned dot", LD), ("learned cosine S=1", LC1))])
+    add("fixing-keeps-dot-accuracy", [(f"{d} (points)", pair("fixing-keeps-dot-accuracy", d, "best_acc", FD, LD))
+                                      for d in datasets], **pts)
+    add("fixing-raises-dot-accuracy", [(f"{d} (points)", pair("fixing-raises-dot-accuracy", d, "best_acc", FD, LD))
+                                       for d in datasets if d in LOOKALIKES], **pts)
+    add("fixed-cosine-s1-trains", [(f"{d} (points)", pair("fixed-cosine-s1-trains", d, "best_acc", FC1, LC1))
+                                   for d in datasets], **pts)
+    add("larger-s-helps-learned-cosine", [(f"{d} (points)", pair("larger-s-helps-learned-cosine", d, "best_acc",
+                                                   _model("cosine", False, 20), LC1)) for d in grid], **pts)
+    add("best-s-no-benefit-from-learning", [
+        (f"{d}, fixed S={chosen[d]['S fixed']:g}, learned S={chosen[d]['S learned']:g} (points)",
+         pair("best-s-no-benefit-from-learning", d, "best_acc", _model("cosine", True, chosen[d]["S fixed"]),
+              _model("cosine", False, chosen[d]["S learned"]))) for d in grid if "S fixed" in chosen.get(d, {})], **pts)
+    add("larger-s-spreads-class-vectors", [(d, pair("larger-s-spreads-class-vectors", d, "class_vector_nn_cosine",
+                                                    _model("cosine", False, 20), LC1)) for d in grid])
+    steps = ref.TABLE4_SCALES
+    add("larger-s-lowers-image-cosine", [
+        (f"{d} S={a:g} vs {b:g}", pair("larger-s-lowers-image-cosine", d, "image_class_cosine",
+                                       _model("cosine", False, a), _model("cosine", False, b)))
+        for d in grid for a, b in zip(steps, steps[1:]) if a in scales[d] and b in scales[d]])
+    add("larger-s-lowers-compactness", [(d, pair("larger-s-lowers-compactness", d, "compactness", LC1,
+                                                 _model("cosine", False, 20))) for d in grid])
+    add("fixing-increases-compactness", [
+        (f"{d} (learned S={chosen[d]['S learned']:g})",
+         pair("fixing-increases-compactness", d, "compactness", FC1, _model("cosine", False, chosen[d]["S learned"])))
+        for d in grid if "S learned" in chosen.get(d, {})])
+    add("fixing-increases-separability", [(f"{d} {h}", pair("fixing-increases-separability", d, "separability", f, l))
+                                          for d in datasets for h, f, l in (("dot", FD, LD), ("cosine S=1", FC1, LC1))])
+    c = BY_ID["fixed-cosine-s1-compact"]
+    ratio = {d: v(d, "image_class_cosine", **FC1) / np.maximum(v(d, "cosine_bound", **FC1), 1e-12) for d in datasets}
+    add(c.id, [(f"{d} (bound {v(d, 'cosine_bound', **FC1).mean():.2f}, cosine "
+                f"{v(d, 'image_class_cosine', **FC1).mean():.2f}) share of bound", c.decide(ratio[d]))
+               for d in datasets])
+    c = BY_ID["fixed-cosine-s1-compact-signed"]
+    signed = _model("cosine", True, signed=True)
+    add(c.id, [(d, c.decide(v(d, "image_class_cosine", **signed))) for d in datasets if len(v(d, "best_acc", **signed))])
+    out.append(_robustness(ev, chosen, datasets))
+    for cid in ("cosine-s1-gap-size", "generalization-sets", "fixed-trains-at-higher-lr", "figure-1-scheme"):
+        out.append((BY_ID[cid], BY_ID[cid].decide(), None))
+    order = [c.id for c in CLAIMS]
+    return sorted(out, key=lambda t: order.index(t[0].id))
+
+
+def _robustness(ev, chosen, datasets):
+    """Table 6: per model pair and corruption setting, the learned model's accuracy drop minus the fixed
+    one's, non-inferior at the Bonferroni level for the number of parts."""
+    c = BY_ID["fixing-keeps-robustness"]
+    keys = sorted({k for r in ev for k in r if k.startswith("acc ")}, key=lambda k: (k.split("@")[0], float(k.split("@")[1])))
+    d = next((d for d in datasets if any(k in r for r in ev if r["dataset"] == d for k in keys)), None)
+    if d is None:
+        dec = stats.not_testable("no corruptions in this profile")
+        return c, dec, dec.detail
+    pairs = [("dot", _model("dot", True), _model("dot", False))]
+    if "S fixed" in chosen.get(d, {}):
+        pairs.append((f"cosine (fixed S={chosen[d]['S fixed']:g}, learned S={chosen[d]['S learned']:g})",
+                      _model("cosine", True, chosen[d]["S fixed"]), _model("cosine", False, chosen[d]["S learned"])))
+    alpha = stats.bonferroni(FAMILY_ALPHA, len(pairs) * len(keys))
+    drop = lambda k, m: -(_values(ev, "best_acc", dataset=d, **m) - _values(ev, k, dataset=d, **m))
+    parts = [(f"{name} {k[4:]}", c.decide(drop(k, f), drop(k, l), alpha=alpha)) for name, f, l in pairs for k in keys]
+    dec = stats.combine([p for _, p in parts])
+    worst = min(parts, key=lambda p: p[1].interval[0])
+    ours = (f"{d}, {len(parts)} parts at alpha {alpha:.4f}: {sum(p.verdict == 'reproduced' for _, p in parts)} "
+            f"reproduced, {sum(p.verdict == 'not reproduced' for _, p in parts)} not reproduced; learned minus fixed "
+            f"drop, mean over parts {np.mean([p.estimate for _, p in parts]) * 100:+.1f} points; least "
+            f"favourable part " + _part_text(worst[0] + " (points)", worst[1], scale=100, digits=1))
+    return c, dec, ours

@@ -1,0 +1,264 @@
+"""Tables and figures of the fixed_classifier notebook, from the runs (`RunResult`) or their rows (dicts).
+
+Tables give 'mean ± sd' over the evaluation seeds; figures use the models kept for the first seed.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+
+from lastlayer import metrics
+from lastlayer.papers.fixed_classifier import reference as ref
+
+DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "stl10": "STL-10", "cifar10": "CIFAR-10",
+                 "cifar100": "CIFAR-100"}
+
+
+def _fmt(values, digits=3, scale=1.0) -> str:
+    v = np.asarray(values, float) * scale
+    v = v[np.isfinite(v)]
+    if not len(v):
+        return "n/a"
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
+
+
+def _frame(rows, role="eval") -> pd.DataFrame:
+    return pd.DataFrame([r for r in rows if role is None or r["role"] == role])
+
+
+def _table(df, columns: dict, by=("dataset", "variant"), digits=3, scale=1.0) -> pd.DataFrame:
+    """'mean ± sd' of each column (renamed by `columns`) per group, groups in the order they first appear."""
+    t = df.groupby(list(by), sort=False)[list(columns)].agg(lambda v: _fmt(v, digits, scale))
+    t["runs"] = df.groupby(list(by), sort=False).size()
+    return t.rename(columns=columns)
+
+
+def accuracy_table(rows, head: str, scale: float | None = None, role="eval") -> pd.DataFrame:
+    """Tables 1 and 2: best and final test accuracy (%) of one head's learned and fixed models."""
+    df = _frame(rows, role)
+    df = df[(df["head"] == head) & ~df.signed]
+    if scale is not None:
+        df = df[df.scale == scale]
+    df = df.assign(variant=[f"{v} (lr {lr:g})" for v, lr in zip(df.variant, df.lr)])
+    return _table(df, {"best_acc": "best acc (%)", "final_acc": "final acc (%)"}, digits=1, scale=100)
+
+
+def selection_table(rows, chosen: dict) -> pd.DataFrame:
+    """The selection runs: accuracy (%) of every setting tried, with the setting each choice took."""
+    df = _frame(rows, "select")
+    df = df.assign(variant=[f"{v} (lr {lr:g})" if h == "dot" else v for v, lr, h in zip(df.variant, df.lr, df["head"])])
+    t = _table(df, {"best_acc": "best acc (%)"}, digits=1, scale=100)
+    t["chosen"] = ["yes" if _is_chosen(r, chosen.get(d, {})) else "" for (d, _), r in
+                   zip(t.index, df.drop_duplicates(["dataset", "variant"]).to_dict("records"))]
+    return t
+
+
+def _is_chosen(row, choice) -> bool:
+    if row["head"] == "dot":
+        return row["lr"] == choice.get("lr learned dot")
+    return row["scale"] == choice.get("S fixed" if row["fixed"] else "S learned")
+
+
+def best_s_table(rows, chosen: dict) -> pd.DataFrame:
+    """Table 3: learned and fixed cosine models at the S chosen on the selection seeds (accuracy %)."""
+    df, out = _frame(rows), []
+    for d, choice in chosen.items():
+        for fixed, key in ((False, "S learned"), (True, "S fixed")):
+            if key in choice:
+                sel = df[(df.dataset == d) & (df["head"] == "cosine") & (df.fixed == fixed) & (df.scale == choice[key])
+                         & ~df.signed]
+                out.append({"dataset": d, "model": f"{'fixed' if fixed else 'learned'} cosine", "chosen S": f"{choice[key]:g}",
+                            "best acc (%)": _fmt(sel.best_acc, 1, 100), "runs": len(sel)})
+    return pd.DataFrame(out).set_index(["dataset", "model"]) if out else pd.DataFrame()
+
+
+def geometry_table(rows) -> pd.DataFrame:
+    """Table 4 and the geometry behind Figures 3-5, for every cosine model (plus the bound of a
+    non-negative embedding): image-to-class cosine, its reachable maximum, nearest class-vector cosine,
+    compactness, separability."""
+    df = _frame(rows)
+    df = df[df["head"] == "cosine"].sort_values(["dataset", "signed", "fixed", "scale"], kind="stable")
+    return _table(df, {"image_class_cosine": "image-class cos", "cosine_bound": "reachable max",
+                       "class_vector_nn_cosine": "nearest class cos", "compactness": "compactness",
+                       "separability": "separability"})
+
+
+def dot_geometry_table(rows) -> pd.DataFrame:
+    df = _frame(rows)
+    return _table(df[df["head"] == "dot"], {"image_class_cosine": "image-class cos", "cosine_bound": "reachable max",
+                                            "compactness": "compactness", "separability": "separability"})
+
+
+def spearman_table(rows) -> pd.DataFrame:
+    """Figures 2 and 4 (right): Spearman rho of confusions against class-vector cosine, ours beside the paper's."""
+    df = _frame(rows)
+    df = df[(df["head"] == "dot") | ((df.scale == 1.0) & ~df.signed)]
+    t = _table(df, {"spearman": "Spearman rho", "lookalike_contrast": "look-alike contrast"}, digits=2)
+    paper = lambda v: ref.SPEARMAN_LEARNED_DOT if "dot" in v else ref.SPEARMAN_LEARNED_COSINE_S1
+    t["paper (STL/C10/C100/TI)"] = ["/".join(f"{x:.2f}" for x in paper(v).values()) if v.startswith("learned") else "-"
+                                    for _, v in t.index]
+    return t
+
+
+def robustness_table(rows, chosen: dict) -> pd.DataFrame:
+    """Table 6: clean accuracy and the accuracy drop under every corruption (points), per model."""
+    df = _frame(rows)
+    keys = [k for k in df.columns if k.startswith("acc ")]
+    df = df[df[keys].notna().all(axis=1) & ~df.signed] if keys else df.iloc[:0]
+    if not len(df):
+        return pd.DataFrame()
+    models = _robust_models(df, chosen)
+    out = {}
+    for name, d in models.items():
+        out[name] = {"clean (%)": _fmt(d.best_acc, 1, 100),
+                     **{f"drop {k[4:]}": _fmt(d.best_acc - d[k], 1, 100) for k in keys}}
+    return pd.DataFrame(out).T
+
+
+def _robust_models(df, chosen):
+    d0 = df.dataset.iloc[0]
+    c = chosen.get(d0, {})
+    pick = lambda head, fixed, s=None: df[(df.dataset == d0) & (df["head"] == head) & (df.fixed == fixed)
+                                          & ((df.scale == s) if s is not None else True)]
+    out = {"learned dot": pick("dot", False), "fixed dot": pick("dot", True)}
+    if "S learned" in c:
+        out[f"learned cosine S={c['S learned']:g}"] = pick("cosine", False, c["S learned"])
+        out[f"fixed cosine S={c['S fixed']:g}"] = pick("cosine", True, c["S fixed"])
+    return out
+
+
+def kept(runs, dataset: str) -> dict:
+    """{variant name: run} of the runs whose trained model was kept (the first evaluation seed)."""
+    return {r.variant.name: r for r in runs if r.dataset == dataset and r.model is not None and r.role == "eval"}
+
+
+def cosine_matrices(runs, dataset: str, classes: list[str], big_s: float = 20.0):
+    """Figures 2 and 4 (left, middle): cosine between class vectors of learned and fixed dot-product models
+    and of learned cosine models at S = 1 and `big_s`."""
+    k = kept(runs, dataset)
+    panels = [n for n in ("learned dot", "fixed dot", "learned cosine S=1", f"learned cosine S={big_s:g}") if n in k]
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels) + 0.6, 3.0), squeeze=False)
+    ticks = classes if len(classes) <= 20 else []
+    for ax, name in zip(axes[0], panels):
+        im = ax.imshow(k[name].class_cosine, vmin=-1, vmax=1, cmap="RdBu_r")
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks(range(len(ticks)), ticks, rotation=90, fontsize=7)
+        ax.set_yticks(range(len(ticks)), ticks if ax is axes[0][0] else [], fontsize=7)
+        ax.grid(False)
+    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="cosine")
+    return fig
+
+
+def confusion_scatter(runs, dataset: str):
+    """Figures 2 and 4 (right): confusions i -> j against cos(w_i, w_j), learned models and a fixed one."""
+    k = kept(runs, dataset)
+    names = [n for n in ("learned dot", "learned cosine S=1", "fixed dot") if n in k]
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        pc = metrics.confusion_cosine_correlation(k[name].confusion, k[name].class_cosine)
+        ax.scatter(pc.cosine, pc.confusions, s=12, alpha=0.7)
+        ax.set_title(f"{name}\nSpearman {pc.rho:.2f}", fontsize=10)
+        ax.set_xlabel("cos(w_i, w_j)")
+    axes[0][0].set_ylabel("test images of i predicted as j")
+    return fig
+
+
+def feature_views(runs, dataset: str, test, classes: list[str], points: int = 1500, seed: int = 0):
+    """Figures 3 and 5: test embeddings on their first two principal components (unit length for cosine
+    models), learned and fixed dot-product and cosine S = 1 models."""
+    k = kept(runs, dataset)
+    names = [n for n in ("learned dot", "fixed dot", "learned cosine S=1", "fixed cosine S=1") if n in k]
+    idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:points]
+    y = test.y[idx].cpu().numpy()
+    fig, axes = plt.subplots(1, len(names), figsize=(2.3 * len(names) + 1.2, 2.6), squeeze=False)
+    for ax, name in zip(axes[0], names):
+        with torch.no_grad():
+            f = k[name].model.eval().features(test.x[idx].cpu())
+        xy = metrics.project_2d(f, "pca", seed=seed, normalize="cosine" in name)
+        for c in range(len(classes)):
+            ax.scatter(*xy[y == c].T, s=3, alpha=0.6, label=classes[c], color=plt.cm.tab10(c % 10))
+        ax.set_title(name, fontsize=10)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0][-1].legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
+    return fig
+
+
+def corruption_drops(rows, chosen: dict):
+    """Table 6 as a figure: accuracy drop (points) under each corruption and severity, mean ± sd over seeds."""
+    df = _frame(rows)
+    keys = [k for k in df.columns if k.startswith("acc ")]
+    df = df[df[keys].notna().all(axis=1) & ~df.signed]
+    kinds = list(dict.fromkeys(k[4:].split("@")[0] for k in keys))
+    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.0), sharey=True, squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        ks = [k for k in keys if k[4:].startswith(kind + "@")]
+        for name, d in _robust_models(df, chosen).items():
+            drops = np.array([100 * (d.best_acc - d[k]).to_numpy() for k in ks])
+            ax.errorbar([k.split("@")[1] for k in ks], drops.mean(1), yerr=drops.std(1, ddof=1) if drops.shape[1] > 1 else None,
+                        marker="o", capsize=3, label=name, linestyle="--" if name.startswith("fixed") else "-")
+        ax.set_title(kind.replace("_", " "), fontsize=10)
+        ax.set_xlabel("severity")
+    axes[0][0].set_ylabel("accuracy drop (points)")
+    axes[0][-1].legend(fontsize=7)
+    return fig
+
+
+def verdict_counts(results) -> dict:
+    """{verdict: count} over the decided claims, for the narrative."""
+    out = {}
+    for _, d, _ in results:
+        out[d.verdict] = out.get(d.verdict, 0) + 1
+    return out
+
+
+def bound_summary(rows, dataset: str) -> dict:
+    """Fixed cosine S = 1 models on `dataset`: the mean reachable cosine, the mean image-to-class cosine
+    and its mean share of the bound (NaN without such runs)."""
+    df = _frame(rows)
+    d = df[(df.dataset == dataset) & (df["head"] == "cosine") & df.fixed & (df.scale == 1.0) & ~df.signed]
+    if not len(d):
+        return {"bound": float("nan"), "cosine": float("nan"), "share": float("nan")}
+    return {"bound": float(d.cosine_bound.mean()), "cosine": float(d.image_class_cosine.mean()),
+            "share": float((d.image_class_cosine / d.cosine_bound).mean())}
+
+
+def _mean(df, **where) -> float:
+    for k, v in where.items():
+        df = df[df[k] == v]
+    return float(df.best_acc.mean()) if len(df) else float("nan")
+
+
+def summary_metrics(rows, chosen: dict, bounds: dict) -> dict:
+    """The report's metrics: mean best accuracy per dataset and model, the settings chosen, the bounds."""
+    df = _frame(rows)
+    acc = {d: {v: _mean(g, variant=v) for v in g.variant.unique()} for d, g in df.groupby("dataset", sort=False)}
+    return {"accuracy": acc, "chosen": chosen, "fixed_cosine_s1": bounds,
+            "seeds": int(df.seed.nunique()) if len(df) else 0, "diverged_runs": int(sum(r["diverged"] for r in rows)),
+            "runs": len(rows)}
+
+
+def glue_values(results, rows, chosen: dict, bounds: dict) -> dict:
+    """The numbers and verdicts the notebook's narrative quotes, by name."""
+    df = _frame(rows)
+    first = df.dataset.iloc[0]
+    f = df[df.dataset == first]
+    out = {f"v_{c.id.replace('-', '_')}": d.verdict for c, d, _ in results}
+    counts = verdict_counts(results)
+    out.update({f"n_{v.replace(' ', '_')}": counts.get(v, 0) for v in
+                ("reproduced", "partly", "not reproduced", "inconclusive", "not testable")})
+    c = chosen.get(first, {})
+    signed = f[f.signed]
+    out.update(n_claims=len(results), n_seeds=int(df.seed.nunique()),
+               n_selection=len({r["seed"] for r in rows if r["role"] == "select"}),
+               first_dataset=DATASET_NAMES.get(first, first), lr_learned_dot=f"{c.get('lr learned dot', float('nan')):g}",
+               s_learned=f"{c['S learned']:g}" if "S learned" in c else "n/a",
+               s_fixed=f"{c['S fixed']:g}" if "S fixed" in c else "n/a",
+               bound_first=bounds[first]["bound"], share_first=bounds[first]["share"],
+               signed_cos=float(signed.image_class_cosine.mean()) if len(signed) else float("nan"),
+               dot_gain_first=100 * (_mean(f, head="dot", fixed=True) - _mean(f, head="dot", fixed=False)),
+               cos_gain_first=100 * (_mean(f[~f.signed], head="cosine", fixed=True, scale=1.0)
+                                     - _mean(f, head="cosine", fixed=False, scale=1.0)))
+    return out
