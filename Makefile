@@ -1,36 +1,52 @@
-# One entry point. `make book` builds the whole book; `make test` is the test command CI runs.
-PYTHON ?= python3
-VENV   ?= .venv
-PY     := $(VENV)/bin/python
-export LASTLAYER_DATA := $(abspath $(or $(LASTLAYER_DATA),data))
+# One entry point. `make env` installs; `make book` runs every notebook and builds the book; `make test` is CI's.
+# Paths may contain spaces: every path is quoted and none goes through make's word functions ($(abspath ...)
+# splits at spaces); relative paths such as LASTLAYER_DATA's default ./data are resolved by the command line.
+PYTHON  ?= python3
+VENV    ?= .venv
+PY      ?= $(VENV)/bin/python
 PROFILE ?= cpu
+PAPER   ?=
+ARGS    ?=
+SANITIZE := tests/nbval/sanitize.cfg
 
-.PHONY: env book html run test bench clean
+.PHONY: env book html run status params test nbval-refresh bench clean
 
-env: $(VENV)/.installed
+env: $(VENV)/.installed   ## create .venv with the pinned dependencies (about 6 GB with torch's CUDA libraries)
 $(VENV)/.installed: requirements.txt pyproject.toml
-	$(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -r requirements.txt
-	$(PY) -m pip install --quiet --no-deps -e .
-	touch $@
+	"$(PYTHON)" -m venv "$(VENV)"
+	"$(PY)" -m pip install --quiet --upgrade pip
+	"$(PY)" -m pip install --quiet -r requirements.txt
+	"$(PY)" -m pip install --quiet --no-deps -e .
+	touch "$@"
 
 book: env            ## execute every notebook with $(PROFILE) (unchanged ones are skipped), then build the HTML
-	$(PY) -m lastlayer book --profile $(PROFILE)
+	"$(PY)" -m lastlayer book --profile "$(PROFILE)"
 
 html: env            ## build the HTML from the executed notebooks in book/executed (no execution)
-	$(PY) -m lastlayer html
+	"$(PY)" -m lastlayer html
 
-run: env             ## make run PAPER=digit_pairs PROFILE=cpu
-	$(PY) -m lastlayer run $(PAPER) --profile $(PROFILE)
+run: env             ## make run PAPER=digit_pairs PROFILE=smoke ARGS='-p epochs 3 --force'
+	@test -n "$(PAPER)" || { echo "usage: make run PAPER=<id> [PROFILE=cpu] [ARGS='-p NAME VALUE --force']" >&2; exit 2; }
+	"$(PY)" -m lastlayer run "$(PAPER)" --profile "$(PROFILE)" $(ARGS)
 
-test: env            ## unit tests, every notebook under the smoke profile (nbval), and the book build
-	rm -rf build/smoke
-	$(PY) -m lastlayer prepare build/smoke --profile smoke
-	LASTLAYER_RESULTS_DIR=$(abspath build/smoke/results) $(PY) -m pytest tests build/smoke --nbval-lax -p no:cacheprovider
+status: env          ## each paper's last run: current or stale for today's code
+	"$(PY)" -m lastlayer status
+
+params: env          ## make params PAPER=digit_pairs: parameters, types, profiles, constraints, help
+	@test -n "$(PAPER)" || { echo "usage: make params PAPER=<id>" >&2; exit 2; }
+	"$(PY)" -m lastlayer params "$(PAPER)"
+
+test: env            ## unit tests, then every notebook's smoke reference re-executed and its checked cells compared
+	"$(PY)" -m pytest tests --nbval-lax --nbval-sanitize-with "$(SANITIZE)" -p no:cacheprovider
+
+nbval-refresh: env   ## re-execute the smoke references in tests/nbval (all, or PAPER=<id>): accepts new numbers
+	"$(PY)" -m lastlayer nbval-refresh $(PAPER)
 
 bench: env           ## speed of the trainer against the canonical loop and the compute floor
-	$(PY) -m lastlayer bench
+	"$(PY)" -m lastlayer bench
 
 clean:
 	rm -rf _build build
+
+screenshots: html    ## every page of the book at desktop and phone width in headless Chromium (apt-get install chromium)
+	$(PY) scripts/screenshots.py --html _build/html --out build/screenshots

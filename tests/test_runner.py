@@ -1,44 +1,64 @@
+"""The runner: checks before a kernel starts, a clean run into the book, and every way a run can go wrong."""
 import json
+import os
+import shlex
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from lastlayer.book import runner
-from lastlayer.book.runner import RunnerError, check_parameters, notebook_defaults, parse_value, prepare
+from lastlayer.book import install, runner
+from lastlayer.book.runner import PartialRun, RunnerError, Paths, input_hash, notebook_defaults, prepare
 
-PARAMS = "seed = 0\nepochs = 3\nlr = 0.1\nname = 'x'\nsizes = [1, 2]\nflag = True\nextra = None\n"
+from .conftest import ROOT
+
+PARAMS = ("seed = 0\nepochs = 3  # epochs per round [>= 1]\nlr = 0.1  # learning rate [> 0]\nname = 'x'\n"
+          "sizes = [1, 2]\nflag = True\nextra = None\n")
+CLAIM = """from lastlayer.claims import Claim
+c = Claim(id="lr-positive", statement="The learning rate is positive.", paper="lr > 0",
+          estimand="the learning rate", rule="threshold", parameters={"threshold": 0.0, "side": "above"})
+report.add(c, c.decide([lr, lr * 1.1, lr * 0.9]))
+report.add_runs([{"lr": lr}])"""
+SAVE = "report.metrics['lr'] = lr\nreport.save()"
 
 
-def make_project(tmp_path, params=PARAMS, body="report.metrics['lr'] = lr\nreport.save()"):
-    """A project folder with one notebook `digit_pairs` that follows the book's notebook layout."""
-    (tmp_path / "notebooks").mkdir()
+def make_project(tmp_path, body=SAVE, params=PARAMS, paper="digit_pairs"):
+    """A project folder with one notebook that follows the book's notebook layout, and a data folder."""
+    (tmp_path / "notebooks").mkdir(exist_ok=True)
+    (tmp_path / "data").mkdir(exist_ok=True)
     nb = new_notebook(cells=[
         new_markdown_cell("# A title"),
         new_code_cell("import lastlayer.book.notebook as nb\nnb.mark(globals())"),
         new_code_cell(params, metadata={"tags": ["parameters"]}),
-        new_code_cell("report = nb.start('digit_pairs', globals())\n"
-                      "report.claim('c', 's', paper='p', ours='o', criterion='lr > 0', holds=lr > 0)"),
+        new_code_cell(f"report = nb.start({paper!r}, globals())\n" + CLAIM),
         new_code_cell(body),
     ])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(nb, tmp_path / "notebooks" / "digit_pairs.ipynb")
-    (tmp_path / "notebooks" / "digit_pairs.yml").write_text("smoke: {epochs: 1}\ncpu: {}\npaper: {epochs: 9}\n")
+    nbformat.write(nb, tmp_path / "notebooks" / f"{paper}.ipynb")
+    (tmp_path / "notebooks" / f"{paper}.yml").write_text("smoke: {epochs: 1}\ncpu: {}\npaper: {epochs: 9}\n")
     return tmp_path
 
 
+@pytest.fixture(autouse=True)
+def data_env(tmp_path, monkeypatch):
+    (tmp_path / "data").mkdir(exist_ok=True)
+    monkeypatch.setenv("LASTLAYER_DATA", str(tmp_path / "data"))
+
+
+def run(root, profile="smoke", overrides=None, **kw):
+    return runner.run("digit_pairs", profile, overrides, root=root, progress=False, **kw)
+
+
+# ------------------------------------------------------------------ checks before a kernel starts
 def test_defaults_come_from_the_parameters_cell(tmp_path):
     root = make_project(tmp_path)
     assert notebook_defaults(root / "notebooks" / "digit_pairs.ipynb") == {
         "seed": 0, "epochs": 3, "lr": 0.1, "name": "x", "sizes": [1, 2], "flag": True, "extra": None}
-
-
-def test_parameters_cell_must_be_plain_assignments(tmp_path):
-    root = make_project(tmp_path, params="import os\nseed = 0\n")
-    with pytest.raises(RunnerError, match="plain `name = literal` assignments"):
-        notebook_defaults(root / "notebooks" / "digit_pairs.ipynb")
 
 
 @pytest.mark.parametrize("paper,profile,overrides,message", [
@@ -46,11 +66,10 @@ def test_parameters_cell_must_be_plain_assignments(tmp_path):
     ("geometry", "cpu", {}, "has no notebook yet"),
     ("digit_pairs", "laptop", {}, "unknown profile 'laptop'"),
     ("digit_pairs", "cpu", {"epoch": 2}, "unknown parameter\\(s\\) epoch"),
-    ("digit_pairs", "cpu", {"epochs": 2.5}, "'epochs' expects int .* got float 2.5"),
-    ("digit_pairs", "cpu", {"lr": "fast"}, "'lr' expects float .* got str"),
-    ("digit_pairs", "cpu", {"flag": 1}, "'flag' expects bool"),
-    ("digit_pairs", "cpu", {"epochs": True}, "'epochs' expects int"),
-    ("digit_pairs", "cpu", {"sizes": 3}, "'sizes' expects list"),
+    ("digit_pairs", "cpu", {"epochs": 2.5}, "'epochs' expects int, got float 2.5"),
+    ("digit_pairs", "cpu", {"epochs": 0}, "'epochs' 0 is out of range: must be >= 1"),
+    ("digit_pairs", "cpu", {"epochs": None}, "'epochs' expects int, got null"),
+    ("digit_pairs", "cpu", {"sizes": ["a"]}, "'sizes' element 0: expects int"),
 ])
 def test_bad_input_is_rejected_before_running(tmp_path, paper, profile, overrides, message):
     root = make_project(tmp_path)
@@ -58,73 +77,245 @@ def test_bad_input_is_rejected_before_running(tmp_path, paper, profile, override
         prepare(paper, profile, overrides, root=root)
 
 
-def test_profile_file_must_define_every_profile(tmp_path):
+def test_profile_file_errors_name_the_file(tmp_path):
     root = make_project(tmp_path)
-    (root / "notebooks" / "digit_pairs.yml").write_text("smoke: {}\ncpu: {}\n")
+    profiles = root / "notebooks" / "digit_pairs.yml"
+    profiles.write_text("smoke: {}\ncpu: {}\n")
     with pytest.raises(RunnerError, match="profile\\(s\\) paper not defined"):
+        prepare("digit_pairs", "cpu", root=root)
+    profiles.write_text("smoke: {epochs: 0}\ncpu: {}\npaper: {}\n")  # every profile is checked, not just the one run
+    with pytest.raises(RunnerError, match="digit_pairs.yml, profile smoke: parameter 'epochs' 0 is out of range"):
+        prepare("digit_pairs", "cpu", root=root)
+    profiles.write_text("smoke: {epochs: [1, }\ncpu: {}\npaper: {}\n")
+    with pytest.raises(RunnerError, match="notebooks/digit_pairs.yml, line 1 column \\d+: not valid YAML"):
         prepare("digit_pairs", "cpu", root=root)
 
 
-def test_profile_values_are_checked_too(tmp_path):
-    root = make_project(tmp_path)
-    (root / "notebooks" / "digit_pairs.yml").write_text("smoke: {epochs: fast}\ncpu: {}\npaper: {}\n")
-    with pytest.raises(RunnerError, match="'epochs' expects int"):
-        prepare("digit_pairs", "smoke", root=root)
-
-
-def test_good_input_merges_profile_and_overrides(tmp_path):
+def test_parameters_record_every_parameter_as_run(tmp_path):
     root = make_project(tmp_path)
     _, params, overrides = prepare("digit_pairs", "paper", {"lr": 1, "extra": [3]}, root=root)
-    assert params == {"epochs": 9, "lr": 1.0, "extra": [3]} and isinstance(params["lr"], float)
-    assert overrides == {"lr": 1.0, "extra": [3]}
+    assert params == {"seed": 0, "epochs": 9, "lr": 1.0, "name": "x", "sizes": [1, 2], "flag": True, "extra": [3]}
+    assert overrides == {"lr": 1.0, "extra": [3]} and isinstance(params["lr"], float)
 
 
-def test_cli_values_parse_as_yaml():
-    assert parse_value("0.1") == 0.1 and parse_value("3") == 3 and parse_value("true") is True
-    assert parse_value("[1, 2]") == [1, 2] and parse_value("null") is None and parse_value("adam") == "adam"
-
-
-def test_ints_are_accepted_for_floats_only():
-    assert check_parameters("p", {"lr": 1}, {"lr": 0.5}) == {"lr": 1.0}
-    with pytest.raises(RunnerError):
-        check_parameters("p", {"n": 1.0}, {"n": 2})
-
-
-def test_run_writes_book_files_and_skips_unchanged(tmp_path):
+def test_missing_data_folder_is_named_and_not_created(tmp_path, monkeypatch):
     root = make_project(tmp_path)
-    res = runner.run("digit_pairs", "smoke", {"lr": 0.5}, root=root, progress=False)
-    assert res["profile"] == "smoke" and res["parameters"] == {"epochs": 1, "lr": 0.5}
-    assert res["claims"][0]["verdict"] == "reproduced" and res["metrics"] == {"lr": 0.5}
-    saved = json.loads((root / "book" / "results" / "digit_pairs.json").read_text())
-    assert saved == res and saved["seconds"] > 0 and saved["torch"]
+    monkeypatch.setenv("LASTLAYER_DATA", str(tmp_path / "datta"))
+    with pytest.raises(RunnerError, match="datta does not exist .*set LASTLAYER_DATA"):
+        run(root)
+    assert not (tmp_path / "datta").exists() and not (root / "book").exists()
+
+
+def test_unwritable_book_is_found_before_running(tmp_path):
+    root = make_project(tmp_path, body=f"open({str(tmp_path / 'ran')!r}, 'w').close()\n" + SAVE)
+    (root / "book").mkdir()
+    (root / "book" / "results").write_text("not a folder")  # unwritable as a folder, even for root
+    with pytest.raises(RunnerError, match="book/results is not writable.*nothing was run"):
+        run(root)
+    assert not (tmp_path / "ran").exists()
+
+
+def test_a_second_run_of_the_same_paper_is_refused(tmp_path):
+    root = make_project(tmp_path)
+    with install.paper_lock(root, "digit_pairs"):
+        with pytest.raises(RunnerError, match="digit_pairs is already being run \\(process \\d+"):
+            run(root)
+    with install.paper_lock(root, "digit_pairs"):  # released: it can be taken again
+        pass
+
+
+def test_the_hash_of_a_paper_ignores_other_papers_and_the_book_tooling(tmp_path):
+    root = make_project(tmp_path)
+    pkg = tmp_path / "pkg"
+    for rel in ("core.py", "papers/__init__.py", "papers/digit_pairs/experiments.py", "papers/geometry/claims.py",
+                "book/runner.py"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text(f"# {rel}\n")
+    digest = lambda: input_hash("digit_pairs", "cpu", {}, Paths(root), pkg)
+    before = digest()
+    (pkg / "papers/geometry/claims.py").write_text("changed = True\n")
+    (pkg / "book/runner.py").write_text("changed = True\n")
+    assert digest() == before
+    (pkg / "papers/digit_pairs/experiments.py").write_text("changed = True\n")
+    assert digest() != before
+    after = digest()
+    (pkg / "core.py").write_text("changed = True\n")
+    assert digest() != after
+
+
+def test_the_page_command_can_be_pasted_back(tmp_path):
+    overrides = {"grid_lrs": [0.001, 1.0], "name": "two words", "flag": False, "extra": None, "lr": 1e-3}
+    cmd = runner.command("digit_pairs", "smoke", overrides)
+    argv = shlex.split(cmd)
+    assert argv[:7] == ["python", "-m", "lastlayer", "run", "digit_pairs", "--profile", "smoke"]
+    pairs = dict(zip(argv[8::3], argv[9::3]))
+    assert {k: runner.parse_value(v) for k, v in pairs.items()} == overrides
+
+
+# ------------------------------------------------------------------ installing a run's outputs
+def test_install_is_all_or_nothing(tmp_path, monkeypatch):
+    old_nb, old_res = tmp_path / "book" / "a.ipynb", tmp_path / "book" / "results" / "a.json"
+    old_res.parent.mkdir(parents=True)
+    old_nb.write_text("old page")
+    old_res.write_text("old results")
+    new_nb, new_res = tmp_path / "new.ipynb", tmp_path / "new.json"
+    new_nb.write_text("new page")
+    new_res.write_text("new results")
+    real_replace = os.replace
+
+    def failing_replace(src, dst):
+        if Path(dst) == old_res:
+            raise PermissionError(13, "Permission denied")
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(install.os, "replace", failing_replace)
+    with pytest.raises(PermissionError):
+        install.install_pair({new_nb: old_nb, new_res: old_res})
+    assert old_nb.read_text() == "old page" and old_res.read_text() == "old results"
+    assert sorted(p.name for p in old_nb.parent.rglob("*")) == ["a.ipynb", "a.json", "results"]  # no temporaries
+    monkeypatch.setattr(install.os, "replace", real_replace)
+    install.install_pair({new_nb: old_nb, new_res: old_res})
+    assert old_nb.read_text() == "new page" and old_res.read_text() == "new results"
+
+
+def test_atomic_copy_uses_a_fresh_temporary_name(tmp_path):
+    src, dst = tmp_path / "src", tmp_path / "out" / "x.ipynb"
+    src.write_text("page")
+    (tmp_path / "out" / ".x.ipynb.tmp").mkdir(parents=True)  # a fixed temporary name is taken (another copy)
+    install.atomic_copy(src, dst)
+    assert dst.read_text() == "page" and (dst.stat().st_mode & 0o777) == 0o666 & ~_umask()
+
+
+def _umask():
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def test_output_problems_name_the_cell():
+    nb = {"cells": [
+        {"cell_type": "code", "source": "import warnings", "outputs": []},
+        {"cell_type": "code", "source": "fit(model)\nmore", "outputs": [
+            {"output_type": "stream", "name": "stderr", "text": "UserWarning: slow\n"}]},
+        {"cell_type": "code", "source": "raise", "outputs": [
+            {"output_type": "error", "ename": "ValueError", "evalue": "boom", "traceback": []}]}]}
+    assert install.output_problems(nb) == ["cell 1 ('fit(model)') wrote to stderr: UserWarning: slow",
+                                           "cell 2 ('raise') shows an error: ValueError: boom"]
+
+
+# ------------------------------------------------------------------ runs (each starts a kernel)
+def test_run_writes_the_pair_regenerates_pages_and_skips_unchanged(tmp_path, caplog):
+    body = "import os, sys\nprint(sys.prefix, os.getcwd())\n" + SAVE
+    root = make_project(tmp_path, body=body)
+    res = run(root, overrides={"lr": 0.5})
+    assert res["profile"] == "smoke" and res["overrides"] == {"lr": 0.5}
+    assert res["parameters"] == {"seed": 0, "epochs": 1, "lr": 0.5, "name": "x", "sizes": [1, 2], "flag": True,
+                                 "extra": None}
+    assert res["claims"][0]["verdict"] == "reproduced" and res["runs"] == [{"lr": 0.5}]
+    saved = root / "book" / "results" / "digit_pairs.json"
+    assert json.loads(saved.read_text()) == res and saved.stat().st_mode & 0o777 == 0o644
     executed = json.loads((root / "book" / "executed" / "digit_pairs.ipynb").read_text())
-    assert executed["cells"][1]["id"] == "provenance" and "--profile smoke" in "".join(executed["cells"][1]["source"])
+    note = "".join(executed["cells"][1]["source"])
+    assert executed["cells"][1]["id"] == "provenance" and "run digit_pairs --profile smoke -p lr 0.5`" in note
     text = json.dumps(executed)
-    assert "start_time" not in text and "duration" not in text and str(tmp_path) not in text
-    assert "lastlayer-digit_pairs-" not in text and "book/results/digit_pairs.json" in text  # no temporary path
-    mtime = (root / "book" / "results" / "digit_pairs.json").stat().st_mtime_ns
-    runner.run("digit_pairs", "smoke", {"lr": 0.5}, root=root, progress=False)  # unchanged: skipped
-    assert (root / "book" / "results" / "digit_pairs.json").stat().st_mtime_ns == mtime
-    runner.run("digit_pairs", "smoke", {"lr": 0.25}, root=root, progress=False)  # new parameters: rerun
-    assert json.loads((root / "book" / "results" / "digit_pairs.json").read_text())["metrics"] == {"lr": 0.25}
+    assert "start_time" not in text and "duration" not in text
+    assert str(tmp_path) not in text and sys.prefix not in text and "lastlayer-digit_pairs-" not in text
+    assert "<python> ./notebooks" in text
+    assert not any("Unable to parse line" in r.getMessage() for r in caplog.records)
+    assert (root / "book" / "scorecard.md").exists()  # the generated pages follow the results
+    assert runner.status("digit_pairs", root) == "current"  # same profile and overrides, same code
+    mtime = saved.stat().st_mtime_ns
+    run(root, overrides={"lr": 0.5})  # unchanged: skipped
+    assert saved.stat().st_mtime_ns == mtime
+    notebook = root / "notebooks" / "digit_pairs.ipynb"
+    notebook.write_text(notebook.read_text().replace("# A title", "# A new title"))
+    assert runner.status("digit_pairs", root) == "stale"
+
+
+def test_stderr_in_a_cell_fails_the_run_and_keeps_the_outputs(tmp_path):
+    root = make_project(tmp_path, body="import warnings\nwarnings.warn('careful')\n" + SAVE)
+    with pytest.raises(RuntimeError, match="cell \\d+ \\('import warnings'\\) wrote to stderr.*careful"):
+        run(root)
+    assert not (root / "book" / "results").exists() or not list((root / "book" / "results").iterdir())
+    assert (root / "build" / "failed" / "digit_pairs.ipynb").exists()
+    assert json.loads((root / "build" / "failed" / "digit_pairs.json").read_text())["paper"] == "digit_pairs"
 
 
 def test_failed_notebook_leaves_the_book_untouched(tmp_path):
     root = make_project(tmp_path, body="raise ValueError('boom')")
     with pytest.raises(RuntimeError, match="ValueError: boom"):
-        runner.run("digit_pairs", "smoke", root=root, progress=False)
-    assert not (root / "book" / "results").exists() and not (root / "book" / "executed").exists()
+        run(root)
+    assert not list((root / "book" / "executed").iterdir()) and not list((root / "book" / "results").iterdir())
 
 
-def test_notebook_without_results_is_an_error(tmp_path):
-    root = make_project(tmp_path, body="pass")
-    with pytest.raises(RuntimeError, match="wrote no results"):
-        runner.run("digit_pairs", "smoke", root=root, progress=False)
+def test_deadline_stops_a_run_as_partial(tmp_path):
+    body = ("import os, time\nclass DeadlineReached(Exception): pass\n"
+            "if float(os.environ['LASTLAYER_DEADLINE']) < time.time() + 120:\n"
+            "    raise DeadlineReached('stopped')\n" + SAVE)
+    root = make_project(tmp_path, body=body)
+    with pytest.raises(PartialRun, match="partial run: .* minutes used; rerun the same command to continue"):
+        run(root, max_minutes=1)
+    assert not list((root / "book" / "results").iterdir())
 
 
-def test_cli_reports_bad_input_with_exit_code_2():
-    out = subprocess.run([sys.executable, "-m", "lastlayer", "run", "nope"], capture_output=True, text=True)
+def test_sigterm_cleans_up_the_temporary_folder_and_the_kernel(tmp_path):
+    root = make_project(tmp_path, body="import time\ntime.sleep(120)")
+    tmp, runtime = tmp_path / "tmp", tmp_path / "runtime"
+    tmp.mkdir()
+    runtime.mkdir()
+    env = {**os.environ, "TMPDIR": str(tmp), "JUPYTER_RUNTIME_DIR": str(runtime)}
+    code = (f"from lastlayer.book import runner; from pathlib import Path\n"
+            f"runner.run('digit_pairs', 'smoke', root=Path({str(root)!r}), progress=False)")
+    proc = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 60
+    while not any(runtime.glob("kernel-*.json")) and time.time() < deadline:
+        time.sleep(0.2)
+    time.sleep(3)  # the kernel is running the notebook
+    proc.send_signal(signal.SIGTERM)
+    out = proc.communicate(timeout=60)[0].decode()
+    assert proc.returncode != 0, out
+    assert list(tmp.iterdir()) == [] and list(runtime.glob("kernel-*.json")) == [], out
+
+
+# ------------------------------------------------------------------ command line and Makefile
+def test_cli_exit_codes_and_commands(tmp_path):
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "lastlayer", *args], capture_output=True, text=True, cwd=ROOT)
+    out = cli("run", "nope")
     assert out.returncode == 2 and "unknown paper 'nope'" in out.stderr
-    out = subprocess.run([sys.executable, "-m", "lastlayer", "run", "digit_pairs", "-p", "rounds", "many"],
-                         capture_output=True, text=True)
+    out = cli("run", "digit_pairs", "-p", "rounds", "many")
     assert out.returncode == 2 and "'rounds' expects int" in out.stderr
+    out = cli("run", "digit_pairs", "-p", "rounds", "[1, 2")
+    assert out.returncode == 2 and "cannot read" in out.stderr and "Traceback" not in out.stderr
+    out = cli("params", "digit_pairs")
+    assert out.returncode == 0 and "epochs  (int)  default" in out.stdout and "smoke:" in out.stdout
+    out = cli("status")
+    assert out.returncode == 0 and all(p in out.stdout for p in ("digit_pairs", "geometry"))
+
+
+def test_makefile_copes_with_spaces(tmp_path):
+    project = tmp_path / "my project"
+    (project / ".venv").mkdir(parents=True)
+    (project / "Makefile").write_text((ROOT / "Makefile").read_text())
+    for name in ("requirements.txt", "pyproject.toml"):
+        (project / name).write_text("")
+    (project / ".venv" / ".installed").touch()
+    stub = project / "fake python"
+    log = project / "calls.jsonl"
+    stub.write_text(f"#!{sys.executable}\nimport json, os, sys\n"
+                    f"open({str(log)!r}, 'a').write(json.dumps([sys.argv[1:], os.getcwd(), "
+                    f"os.environ.get('LASTLAYER_DATA')]) + '\\n')\n")
+    stub.chmod(0o755)
+    env = {**os.environ, "LASTLAYER_DATA": str(tmp_path / "my data")}
+    for target in (["test"], ["run", "PAPER=digit_pairs", "PROFILE=smoke", "ARGS=-p grid '[1, 2]' --force"]):
+        done = subprocess.run(["make", "-s", *target, f"PY={stub}"], cwd=project, env=env, capture_output=True,
+                              text=True)
+        assert done.returncode == 0, done.stderr
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    assert calls[0][0][:3] == ["-m", "pytest", "tests"] and "tests/nbval/sanitize.cfg" in calls[0][0]
+    assert calls[1][0] == ["-m", "lastlayer", "run", "digit_pairs", "--profile", "smoke", "-p", "grid", "[1, 2]",
+                           "--force"]
+    assert all(c[1] == str(project) and c[2] == str(tmp_path / "my data") for c in calls)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "my project"]  # no junk folders
+    assert sorted(p.name for p in project.iterdir()) == [".venv", "Makefile", "calls.jsonl", "fake python",
+                                                        "pyproject.toml", "requirements.txt"]

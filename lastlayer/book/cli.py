@@ -1,4 +1,8 @@
-"""Command line: `python -m lastlayer run|book|html|pages|prepare|list|bench`."""
+"""Command line: `python -m lastlayer run|book|html|pages|status|params|prepare|nbval-refresh|bench`.
+
+Exit codes: 0 done, 1 a notebook failed or its outputs could not go into the book, 2 bad input (nothing
+ran), 3 a partial run stopped at its `--max-minutes` deadline (rerun the same command to continue).
+"""
 from __future__ import annotations
 
 import argparse
@@ -6,19 +10,25 @@ import sys
 from pathlib import Path
 
 from lastlayer import PAPERS, PROFILES
-from lastlayer.book.runner import RunnerError, available_papers, default_root, parse_value, prepare_notebooks, run
+from lastlayer.book.params import ParameterError, format_value
+from lastlayer.book.runner import (PartialRun, RunnerError, available_papers, default_root, load_profiles,
+                                   notebook_parameters, parse_value, prepare_notebooks, run, status, Paths,
+                                   check_paper)
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m lastlayer", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m lastlayer", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="execute one paper's notebook into book/executed and book/results")
     r.add_argument("paper", help=f"one of {', '.join(PAPERS)}")
     r.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
-                   help="override a notebook parameter (YAML value: 0.1, true, [1, 2], text)")
+                   help="override a notebook parameter: 3, 0.1, 1e-3, true, null, [1, 2], text or \"quoted text\"")
     r.add_argument("--force", action="store_true", help="run even if nothing changed since the last run")
+    r.add_argument("--max-minutes", type=float, default=None, metavar="M",
+                   help="stop after about M minutes (exit 3); finished runs are cached, so the same command continues")
 
     b = sub.add_parser("book", help="run every paper (skipping unchanged ones), then build the HTML")
     b.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
@@ -26,13 +36,46 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("html", help="build the HTML book from the executed notebooks (no execution)")
     sub.add_parser("pages", help="regenerate the scorecard and the run-time table from book/results")
+    sub.add_parser("status", help="each paper's last run and whether it is current or stale for today's code")
+    sub.add_parser("list", help="the same as status")
+    pa = sub.add_parser("params", help="a paper's parameters: type, default, each profile's value, constraint, help")
+    pa.add_argument("paper", help=f"one of {', '.join(PAPERS)}")
     pr = sub.add_parser("prepare", help="inject a profile's parameters into every notebook, without running")
     pr.add_argument("out", type=Path)
     pr.add_argument("--profile", default="smoke")
-    sub.add_parser("list", help="the papers, their notebooks and their last runs")
+    nv = sub.add_parser("nbval-refresh", help="re-execute the smoke references in tests/nbval (accepts new numbers)")
+    nv.add_argument("papers", nargs="*", help="default: every paper with a notebook")
+    nv.add_argument("--out", type=Path, default=None, help="default: tests/nbval")
     be = sub.add_parser("bench", help="measure the trainer's speed; writes book/results/bench.json")
     be.add_argument("--quick", action="store_true", help="fewer repeats (for a smoke test)")
     return p
+
+
+def print_status(root: Path) -> None:
+    from lastlayer.book.pages import load_results
+    results = load_results(root)
+    for paper in PAPERS:
+        state = status(paper, root)
+        if paper in results:
+            r = results[paper]
+            state += f"; last run: profile {r['profile']}, {r['seconds'] / 60:.1f} min on {r['device']}"
+        print(f"{paper:18s} {state}")
+
+
+def print_params(paper: str, root: Path) -> None:
+    paths = Paths(root)
+    check_paper(paper, paths)
+    params = notebook_parameters(paths.notebook(paper))
+    profiles = load_profiles(paper, paths)
+    print(f"{paper}: the parameters cell of notebooks/{paper}.ipynb; profiles from notebooks/{paper}.yml")
+    print(f"usage: python -m lastlayer run {paper} --profile PROFILE -p NAME VALUE ...\n")
+    for name, p in params.items():
+        head = f"{name}  ({p.type_name})  default {format_value(p.default)}"
+        print(head + (f"  [{p.constraint}]" if p.constraint else ""))
+        if p.help:
+            print(f"    {p.help}")
+        values = [f"{prof}: {format_value(profiles[prof].get(name, p.default))}" for prof in PROFILES]
+        print("    " + "   ".join(values))
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -41,8 +84,11 @@ def main(argv: list[str] | None = None) -> None:
     from lastlayer.book import pages as book
     try:
         if args.command == "run":
-            overrides = {name: parse_value(value) for name, value in args.param}
-            run(args.paper, args.profile, overrides, root=root, force=args.force)
+            try:
+                overrides = {name: parse_value(value) for name, value in args.param}
+            except ParameterError as e:
+                raise RunnerError(str(e)) from None
+            run(args.paper, args.profile, overrides, root=root, force=args.force, max_minutes=args.max_minutes)
         elif args.command == "book":
             papers = available_papers(root)
             for i, paper in enumerate(papers, 1):
@@ -54,23 +100,25 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "pages":
             for path in book.write_pages(root):
                 print(path.relative_to(root))
+        elif args.command in ("status", "list"):
+            print_status(root)
+        elif args.command == "params":
+            print_params(args.paper, root)
         elif args.command == "prepare":
             for path in prepare_notebooks(args.profile, args.out, root):
                 print(path)
-        elif args.command == "list":
-            results = book.load_results(root)
-            for paper in PAPERS:
-                state = "notebook" if paper in available_papers(root) else "no notebook yet"
-                if paper in results:
-                    r = results[paper]
-                    state += f"; last run: profile {r['profile']}, {r['seconds'] / 60:.1f} min on {r['device']}"
-                print(f"{paper:18s} {state}")
+        elif args.command == "nbval-refresh":
+            from lastlayer.book.references import refresh
+            refresh(args.papers, root, args.out or root / "tests" / "nbval")
         elif args.command == "bench":
             from .bench import main as bench_main
             bench_main(root, quick=args.quick)
     except RunnerError as e:  # bad input: nothing was executed
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except PartialRun as e:  # stopped at its deadline; the book is unchanged
+        print(f"{e}", file=sys.stderr)
+        sys.exit(3)
     except RuntimeError as e:  # a notebook failed or broke the results contract; the book is unchanged
         print(f"error: {e}", file=sys.stderr)
         sys.exit(1)

@@ -41,12 +41,5 @@ def start(paper: str, namespace: dict) -> Report:
 
 
 def _plot_style() -> None:
-    import matplotlib
-    import matplotlib.pyplot as plt
-    from matplotlib_inline.backend_inline import set_matplotlib_formats
-
-    plt.style.use("seaborn-v0_8-colorblind")
-    matplotlib.rcParams.update({"figure.dpi": 100, "savefig.dpi": 100, "figure.figsize": (8, 4),
-                                "axes.grid": True, "grid.alpha": 0.3, "axes.spines.top": False,
-                                "axes.spines.right": False, "figure.constrained_layout.use": True})
-    set_matplotlib_formats("png")
+    from lastlayer.plots import use_book_style
+    use_book_style()  # one style for every figure of the book (retina PNG, fonts sized for the column)

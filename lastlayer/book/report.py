@@ -14,8 +14,6 @@ import os
 import subprocess
 import tempfile
 import time
-import warnings
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -30,44 +28,11 @@ CLAIM_KEYS = ("id", "statement", "paper", "ours", "estimate", "interval", "n", "
               "declaration_hash", "setting", "verdict", "criterion")
 
 
-@dataclass
-class Claim:
-    id: str
-    statement: str
-    paper: str
-    ours: str
-    verdict: str
-    criterion: str
-
-
-def verdict(holds: bool | None, partly: bool = False) -> str:
-    """'reproduced' if the criterion holds, 'partly' if only its weaker form does, 'not testable' for None."""
-    if holds is None:
-        return "not testable"
-    if holds:
-        return "reproduced"
-    return "partly" if partly else "not reproduced"
-
-
 def mean_std(values, digits: int = 3, scale: float = 1.0) -> str:
     """'0.931 ± 0.004 (n=10)': the mean and sample standard deviation of repeated measurements."""
     v = np.asarray(values, dtype=float) * scale
     std = v.std(ddof=1) if len(v) > 1 else float("nan")
     return f"{v.mean():.{digits}f} ± {std:.{digits}f} (n={len(v)})"
-
-
-def greater(a, b, alpha: float = 0.05) -> bool:
-    """Is mean(a) > mean(b), by a one-sided Welch t-test at level alpha? (False for identical samples.)"""
-    from scipy.stats import ttest_ind
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    if len(a) < 2 or len(b) < 2:
-        raise ValueError("a t-test needs at least two measurements per group")
-    if np.allclose(a.std(), 0) and np.allclose(b.std(), 0):
-        return bool(a.mean() > b.mean())
-    with warnings.catch_warnings():  # nearly identical samples: scipy warns, the p-value is still usable
-        warnings.simplefilter("ignore", RuntimeWarning)
-        p = ttest_ind(a, b, equal_var=False, alternative="greater").pvalue
-    return bool(p < alpha)
 
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str:
@@ -111,6 +76,9 @@ def write_json_atomic(path: str | os.PathLike, data: dict) -> Path:
     text = json.dumps(_clean(json.loads(json.dumps(data, default=_jsonable))), indent=1, allow_nan=False)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes 0600 files; results are for every reader
         with os.fdopen(fd, "w") as f:
             f.write(text + "\n")
         os.replace(tmp, path)
@@ -164,16 +132,30 @@ class Report:
         return write_json_atomic(directory / f"{self.paper}.json", self.to_dict())
 
 
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
 def validate(results: dict) -> list[str]:
     """Problems with a results dict against the contract (empty when it conforms)."""
     problems = [f"missing key {k!r}" for k in REQUIRED_KEYS if k not in results]
+    if not isinstance(results.get("runs", []), list) or not all(isinstance(r, dict) for r in results.get("runs", [])):
+        problems.append("'runs' must be a list of per-run dicts")
     for c in results.get("claims", []):
-        for key in CLAIM_KEYS:
-            if key not in c:
-                problems.append(f"claim {c.get('id')!r}: missing {key!r}")
+        name = f"claim {c.get('id')!r}"
+        problems += [f"{name}: missing {key!r}" for key in CLAIM_KEYS if key not in c]
         for key in ("id", "statement", "paper", "ours", "verdict", "criterion", "rule", "setting", "declaration_hash"):
             if key in c and not c.get(key):
-                problems.append(f"claim {c.get('id')!r}: empty {key!r}")
+                problems.append(f"{name}: empty {key!r}")
         if c.get("verdict") not in VERDICTS:
-            problems.append(f"claim {c.get('id')!r}: verdict {c.get('verdict')!r} not in {VERDICTS}")
+            problems.append(f"{name}: verdict {c.get('verdict')!r} not in {VERDICTS}")
+        if "n" in c and not (isinstance(c["n"], int) and not isinstance(c["n"], bool) and c["n"] >= 0):
+            problems.append(f"{name}: n must be a count, got {c['n']!r}")
+        if c.get("estimate") is not None and not _number(c["estimate"]):
+            problems.append(f"{name}: estimate must be a number or null, got {c['estimate']!r}")
+        iv = c.get("interval")
+        if iv is not None and not (isinstance(iv, list) and len(iv) == 2 and all(v is None or _number(v) for v in iv)):
+            problems.append(f"{name}: interval must be [low, high] or null, got {iv!r}")
+        if "rule_parameters" in c and not isinstance(c["rule_parameters"], dict):
+            problems.append(f"{name}: rule_parameters must be a mapping")
     return problems

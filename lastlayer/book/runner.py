@@ -1,18 +1,21 @@
 """Execute a paper's notebook with a named profile: notebooks/<id>.ipynb + profile -> book/executed, book/results.
 
 Everything is checked before a kernel starts: the paper and profile exist, every parameter is one the
-notebook's `parameters` cell defines, with a value of the default's type. The notebook runs in a temporary
-folder; only when it has finished and its results satisfy the contract are the executed notebook (stripped
-of volatile metadata, with a provenance note) and the results file moved into the book, atomically.
-A paper whose notebook, profile, parameters and library code did not change since its last run is skipped.
+notebook's `parameters` cell defines, of the default's type and inside its declared range, the data folder
+exists, and the book's folders are writable. The notebook runs in a temporary folder; only when it has
+finished cleanly (nothing on stderr, no error shown) and its results satisfy the contract are the executed
+notebook (stripped of volatile metadata and of this machine's paths, with a provenance note) and the results
+file installed into the book, as a pair. A paper whose inputs did not change since its last run is skipped.
 """
 from __future__ import annotations
 
-import ast
+import contextlib
 import hashlib
 import json
+import logging
 import os
-import shutil
+import shlex
+import signal
 import tempfile
 import time
 from dataclasses import dataclass
@@ -21,14 +24,24 @@ from pathlib import Path
 import yaml
 
 from lastlayer import PAPERS, PROFILES
-from lastlayer.data import DATA_ENV
+from lastlayer.book import install
+from lastlayer.book.params import ParameterError, Parameter, format_value, parse_value, read_cell
+from lastlayer.book.params import check as check_values
 from lastlayer.book.report import PROFILE_ENV, RESULTS_ENV, git_commit, validate, write_json_atomic
 
 PACKAGE_DIR = Path(__file__).resolve().parent.parent  # lastlayer/
+DEADLINE_ENV = "LASTLAYER_DEADLINE"
+DATA_ENV = "LASTLAYER_DATA"  # lastlayer.data reads it; named here so the command line starts without torch
+__all__ = ["RunnerError", "PartialRun", "run", "prepare", "parse_value", "format_value", "input_hash"]
 
 
 class RunnerError(ValueError):
-    """Bad input to the runner: unknown paper, profile or parameter, wrong type, missing notebook."""
+    """Bad input to the runner, found before anything ran: unknown paper, profile or parameter, wrong type,
+    value out of range, missing notebook or data, unwritable book, another run of the same paper."""
+
+
+class PartialRun(RuntimeError):
+    """The notebook stopped at its deadline (`--max-minutes`); its finished runs are cached."""
 
 
 def default_root() -> Path:
@@ -71,80 +84,84 @@ def check_paper(paper: str, paths: Paths) -> None:
         raise RunnerError(f"paper {paper!r} has no notebook yet ({paths.notebook(paper).name} is missing)")
 
 
-def notebook_defaults(notebook: Path) -> dict:
-    """The assignments of the cell tagged `parameters`: {name: default value}."""
-    nb = json.loads(notebook.read_text())
+def notebook_parameters(notebook: Path) -> dict[str, Parameter]:
+    """The parameters the cell tagged `parameters` declares: {name: Parameter(default, help, constraint)}."""
+    try:
+        nb = json.loads(notebook.read_text())
+    except json.JSONDecodeError as e:
+        raise RunnerError(f"{notebook.name} is not a valid notebook: {e}") from None
     cells = [c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(cells) != 1:
         raise RunnerError(f"{notebook.name}: expected exactly one cell tagged 'parameters', found {len(cells)}")
-    source = "".join(cells[0]["source"])
-    defaults = {}
-    for node in ast.parse(source).body:
-        if not (isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name)):
-            raise RunnerError(f"{notebook.name}: the parameters cell must hold plain `name = literal` assignments "
-                              f"(line {node.lineno})")
-        try:
-            defaults[node.targets[0].id] = ast.literal_eval(node.value)
-        except ValueError as e:
-            raise RunnerError(f"{notebook.name}: parameter {node.targets[0].id!r} is not a literal") from e
-    return defaults
+    try:
+        return read_cell("".join(cells[0]["source"]), notebook.name)
+    except ParameterError as e:
+        raise RunnerError(str(e)) from None
+
+
+def notebook_defaults(notebook: Path) -> dict:
+    """{name: default value} of the parameters cell."""
+    return {name: p.default for name, p in notebook_parameters(notebook).items()}
+
+
+def load_profiles(paper: str, paths: Paths) -> dict[str, dict]:
+    """Every profile of a paper: {profile: overrides}."""
+    file = paths.profiles(paper)
+    if not file.exists():
+        raise RunnerError(f"paper {paper!r} has no profiles file ({file.name})")
+    try:
+        profiles = yaml.safe_load(file.read_text()) or {}
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f", line {mark.line + 1} column {mark.column + 1}" if mark else ""
+        raise RunnerError(f"{file.relative_to(paths.root)}{where}: not valid YAML: "
+                          f"{getattr(e, 'problem', None) or e}") from None
+    if not isinstance(profiles, dict):
+        raise RunnerError(f"{file.relative_to(paths.root)}: expected a mapping of profiles")
+    missing = [p for p in PROFILES if p not in profiles]
+    if missing:
+        raise RunnerError(f"{file.name}: profile(s) {', '.join(missing)} not defined")
+    bad = [p for p in PROFILES if not isinstance(profiles[p] or {}, dict)]
+    if bad:
+        raise RunnerError(f"{file.name}: profile(s) {', '.join(bad)} must map parameter names to values")
+    return {p: dict(profiles[p] or {}) for p in PROFILES}
 
 
 def load_profile(paper: str, profile: str, paths: Paths) -> dict:
     if profile not in PROFILES:
         raise RunnerError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    file = paths.profiles(paper)
-    if not file.exists():
-        raise RunnerError(f"paper {paper!r} has no profiles file ({file.name})")
-    profiles = yaml.safe_load(file.read_text()) or {}
-    missing = [p for p in PROFILES if p not in profiles]
-    if missing:
-        raise RunnerError(f"{file.name}: profile(s) {', '.join(missing)} not defined")
-    return dict(profiles[profile] or {})
+    return load_profiles(paper, paths)[profile]
 
 
-def _type_name(value) -> str:
-    return type(value).__name__
-
-
-def _type_ok(value, default) -> bool:
-    if default is None or value is None:
-        return True
-    if isinstance(default, bool) or isinstance(value, bool):
-        return isinstance(value, bool) and isinstance(default, bool)
-    if isinstance(default, float):
-        return isinstance(value, (int, float))
-    return isinstance(value, type(default))
-
-
-def check_parameters(paper: str, params: dict, defaults: dict) -> dict:
-    """Reject unknown names and values of the wrong type; ints are accepted where floats are expected."""
-    unknown = sorted(set(params) - set(defaults))
-    if unknown:
-        raise RunnerError(f"{paper}: unknown parameter(s) {', '.join(unknown)}; the notebook's parameters are "
-                          f"{', '.join(sorted(defaults))}")
-    for name, value in params.items():
-        if not _type_ok(value, defaults[name]):
-            raise RunnerError(f"{paper}: parameter {name!r} expects {_type_name(defaults[name])} "
-                              f"(default {defaults[name]!r}), got {_type_name(value)} {value!r}")
-    return {k: (float(v) if isinstance(defaults[k], float) and isinstance(v, int) else v) for k, v in params.items()}
-
-
-def parse_value(text: str):
-    """A CLI value: YAML scalars and lists ('0.1', 'true', '[1, 2]', 'null'); anything else is a string."""
+def check_parameters(where: str, values: dict, params: dict[str, Parameter]) -> dict:
     try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
+        return check_values(values, params, where)
+    except ParameterError as e:
+        raise RunnerError(str(e)) from None
 
 
-def code_files(paper: str) -> list[Path]:
-    """The code that decides a paper's numbers: the core of the library and that paper's package. The book
-    tooling (`lastlayer/book/`) runs and renders notebooks but computes nothing they report, and the other
-    papers' packages cannot reach this one (the core imports no paper), so editing them leaves it current."""
+def prepare(paper: str, profile: str = "cpu", overrides: dict | None = None,
+            root: Path | None = None) -> tuple[Paths, dict, dict]:
+    """Validate everything; return (paths, every parameter as it will run, the overrides). Raises RunnerError."""
+    paths = Paths(Path(root) if root else default_root())
+    check_paper(paper, paths)
+    if profile not in PROFILES:
+        raise RunnerError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+    declared = notebook_parameters(paths.notebook(paper))
+    profiles = {name: check_parameters(f"{paths.profiles(paper).name}, profile {name}", values, declared)
+                for name, values in load_profiles(paper, paths).items()}
+    overrides = check_parameters(paper, dict(overrides or {}), declared)
+    defaults = {name: p.default for name, p in declared.items()}
+    return paths, {**defaults, **profiles[profile], **overrides}, overrides
+
+
+def code_files(paper: str, package_dir: Path = PACKAGE_DIR) -> list[Path]:
+    """The code that decides a paper's numbers: the core of the library and that paper's own package. The
+    book tooling (`lastlayer/book/`) runs and renders notebooks but computes nothing they report, and the
+    other papers' packages cannot reach this one (the core imports no paper), so editing them leaves it current."""
     files = []
-    for f in sorted(PACKAGE_DIR.rglob("*.py")):
-        part = f.relative_to(PACKAGE_DIR).parts
+    for f in sorted(package_dir.rglob("*.py")):
+        part = f.relative_to(package_dir).parts
         if part[0] == "book" or f.name == "__main__.py":
             continue
         if part[0] == "papers" and len(part) > 2 and part[1] != paper:
@@ -153,15 +170,48 @@ def code_files(paper: str) -> list[Path]:
     return files
 
 
-def input_hash(paper: str, profile: str, params: dict, paths: Paths) -> str:
+def input_hash(paper: str, profile: str, params: dict, paths: Paths, package_dir: Path = PACKAGE_DIR) -> str:
     """What decides a run's outcome: the notebook, the profile, the parameters, the core's and the paper's code."""
     h = hashlib.sha256()
     h.update(paths.notebook(paper).read_bytes())
     h.update(json.dumps({"profile": profile, "parameters": params}, sort_keys=True, default=str).encode())
-    for f in code_files(paper):
-        h.update(f.relative_to(PACKAGE_DIR).as_posix().encode())
+    for f in code_files(paper, package_dir):
+        h.update(f.relative_to(package_dir).as_posix().encode())
         h.update(f.read_bytes())
     return h.hexdigest()[:16]
+
+
+def stored_hashes(paper: str, paths: Paths) -> tuple[str | None, str | None]:
+    """The input hash stored in the results file and the one stored in the executed notebook."""
+    res, exe = paths.results(paper), paths.executed(paper)
+    r = json.loads(res.read_text()).get("input_hash") if res.exists() else None
+    e = json.loads(exe.read_text()).get("metadata", {}).get("lastlayer", {}).get("input_hash") if exe.exists() else None
+    return r, e
+
+
+def status(paper: str, root: Path | None = None) -> str:
+    """'current', 'stale' (the code, notebook or profile changed since the stored run), 'not run' or
+    'no notebook'."""
+    paths = Paths(Path(root) if root else default_root())
+    if not paths.notebook(paper).exists():
+        return "no notebook"
+    if not paths.results(paper).exists():
+        return "not run"
+    old = json.loads(paths.results(paper).read_text())
+    try:
+        _, params, _ = prepare(paper, old.get("profile", "cpu"), old.get("overrides", {}), paths.root)
+    except RunnerError:
+        return "stale"
+    digest = input_hash(paper, old.get("profile", "cpu"), params, paths)
+    return "current" if stored_hashes(paper, paths) == (digest, digest) else "stale"
+
+
+def command(paper: str, profile: str, overrides: dict) -> str:
+    """The shell command that reruns this, ready to paste."""
+    args = ["python", "-m", "lastlayer", "run", paper, "--profile", profile]
+    for k, v in overrides.items():
+        args += ["-p", k, format_value(v)]
+    return shlex.join(args)
 
 
 _VOLATILE_NB = ("start_time", "end_time", "duration", "input_path", "output_path", "exception",
@@ -183,9 +233,7 @@ def strip_volatile(nb: dict) -> dict:
 def add_provenance(nb: dict, results: dict) -> dict:
     """A note under the title: which command, profile, device, torch, commit and wall time made this page."""
     minutes = results["seconds"] / 60
-    overrides = {k: v for k, v in results.get("overrides", {}).items()}
-    cmd = f"python -m lastlayer run {results['paper']} --profile {results['profile']}"
-    cmd += "".join(f" -p {k} {json.dumps(v)}" for k, v in overrides.items())
+    cmd = command(results["paper"], results["profile"], results.get("overrides", {}))
     text = (f"```{{note}}\nThis page was executed by `{cmd}` on {results['device']} with torch "
             f"{results['torch']}, at commit `{results['commit']}`, in {minutes:.1f} minutes. "
             f"Its claims and verdicts are in `book/results/{results['paper']}.json`.\n```")
@@ -194,65 +242,129 @@ def add_provenance(nb: dict, results: dict) -> dict:
     first_md = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown"), -1)
     cells.insert(first_md + 1, cell)
     nb["cells"] = cells
+    nb.setdefault("metadata", {})["lastlayer"] = {"input_hash": results["input_hash"]}
     return nb
 
 
-def _atomic_copy(src: Path, dst: Path) -> None:
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    shutil.copyfile(src, tmp)
-    os.replace(tmp, dst)
+def data_folder() -> Path:
+    """The data root as the kernel will see it (absolute); it must exist: the runner never creates it."""
+    raw = os.environ.get(DATA_ENV)
+    data = Path(raw or "data").expanduser()
+    data = data if data.is_absolute() else (Path.cwd() / data).resolve()
+    if not data.is_dir():
+        where = f"${DATA_ENV} is {raw!r}" if raw else f"{DATA_ENV} is not set, so the default ./data is used"
+        raise RunnerError(f"the data folder {data} does not exist ({where}); set {DATA_ENV} to the folder that "
+                          f"holds the datasets (torchvision layout: MNIST/raw/*.gz, ...), or create it to allow "
+                          f"downloads")
+    return data
 
 
-def prepare(paper: str, profile: str = "cpu", overrides: dict | None = None,
-            root: Path | None = None) -> tuple[Paths, dict, dict]:
-    """Validate everything; return (paths, merged parameters, overrides). Raises RunnerError."""
-    paths = Paths(Path(root) if root else default_root())
-    check_paper(paper, paths)
-    defaults = notebook_defaults(paths.notebook(paper))
-    profile_params = check_parameters(paper, load_profile(paper, profile, paths), defaults)
-    overrides = check_parameters(paper, dict(overrides or {}), defaults)
-    return paths, {**profile_params, **overrides}, overrides
+@contextlib.contextmanager
+def _environment(env: dict):
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+
+
+@contextlib.contextmanager
+def _terminated_cleanly():
+    """SIGTERM raises SystemExit here, so the temporary folder and the kernel are cleaned up on the way out
+    (the default action would end the process at once and leave both behind)."""
+    def handler(signum, frame):
+        raise SystemExit(128 + signum)
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals alone
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# the kernel's own log warns on every start that its local TCP sockets are unencrypted; only errors matter here
+KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
+
+
+@contextlib.contextmanager
+def _quiet_papermill():
+    """Papermill's own reading of the parameters cell warns about lines it cannot parse (any line with two
+    '=', e.g. a `[>= 1]` constraint) and about 'unknown' parameters: the runner has checked them already."""
+    logger = logging.getLogger("papermill")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+
+
+def _execute(paper: str, paths: Paths, params: dict, tmp: Path, env: dict, progress: bool) -> Path:
+    import papermill as pm
+
+    out = tmp / f"{paper}.ipynb"
+    with _environment(env), _quiet_papermill():
+        try:
+            pm.execute_notebook(str(paths.notebook(paper)), str(out), parameters=params, kernel_name="python3",
+                                progress_bar=progress, cwd=str(paths.notebooks), log_output=False,
+                                extra_arguments=KERNEL_ARGS)
+        except pm.PapermillExecutionError as e:
+            if e.ename == "DeadlineReached":
+                raise PartialRun(e.evalue) from None
+            failed = install.keep_failed(paths.root, paper, out, None)
+            raise RuntimeError(f"{paper} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
+                               f"(the partly executed notebook is in {failed / f'{paper}.ipynb'}; "
+                               f"the book was not changed)") from None
+    return out
 
 
 def run(paper: str, profile: str = "cpu", overrides: dict | None = None, *, root: Path | None = None,
-        force: bool = False, progress: bool = True) -> dict:
+        force: bool = False, progress: bool = True, max_minutes: float | None = None) -> dict:
     """Execute one paper's notebook; return its results dict (the existing one if skipped)."""
-    import papermill as pm
-
     paths, params, overrides = prepare(paper, profile, overrides, root)
+    data = data_folder()
+    if max_minutes is not None and not max_minutes > 0:
+        raise RunnerError(f"--max-minutes must be positive, got {max_minutes}")
+    try:
+        install.check_writable(paths.executed(paper).parent, paths.results(paper).parent,
+                               paths.root / "build" / "locks")
+    except PermissionError as e:
+        raise RunnerError(f"{e}: the run's outputs could not be installed; nothing was run") from None
+    try:
+        with install.paper_lock(paths.root, paper), _terminated_cleanly():
+            return _run_locked(paper, profile, params, overrides, paths, data, force, progress, max_minutes)
+    except install.BusyError as e:
+        raise RunnerError(str(e)) from None
+
+
+def _run_locked(paper, profile, params, overrides, paths, data, force, progress, max_minutes) -> dict:
     digest = input_hash(paper, profile, params, paths)
-    if not force and paths.results(paper).exists() and paths.executed(paper).exists():
-        old = json.loads(paths.results(paper).read_text())
-        if old.get("input_hash") == digest:
-            print(f"{paper}: unchanged since its last run ({profile}), skipped; --force reruns it")
-            return old
+    if not force and stored_hashes(paper, paths) == (digest, digest):
+        print(f"{paper}: unchanged since its last run ({profile}), skipped; --force reruns it")
+        return json.loads(paths.results(paper).read_text())
 
     print(f"{paper}: executing {paths.notebook(paper).relative_to(paths.root)} with profile {profile!r}"
           + (f", overrides {overrides}" if overrides else ""), flush=True)
     commit = git_commit(paths.root)
+    start_wall = time.time()
     with tempfile.TemporaryDirectory(prefix=f"lastlayer-{paper}-") as tmp:
         tmp = Path(tmp)
-        out = tmp / f"{paper}.ipynb"
-        # the kernel runs in notebooks/: a relative data root is meant from the project folder
-        data = Path(os.environ.get(DATA_ENV, "data"))
-        env = {RESULTS_ENV: str(tmp), PROFILE_ENV: profile, "TQDM_DISABLE": "1",
-               DATA_ENV: str(data if data.is_absolute() else (Path.cwd() / data).resolve())}
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
+        env = {RESULTS_ENV: str(tmp), PROFILE_ENV: profile, "TQDM_DISABLE": "1", DATA_ENV: str(data),
+               "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+        if max_minutes is not None:
+            env[DEADLINE_ENV] = str(start_wall + 60 * max_minutes)
         start = time.perf_counter()
         try:
-            pm.execute_notebook(str(paths.notebook(paper)), str(out), parameters=params, kernel_name="python3",
-                                progress_bar=progress, cwd=str(paths.notebooks), log_output=False)
-        except pm.PapermillExecutionError as e:
-            failed = paths.root / "build" / "failed" / f"{paper}.ipynb"
-            if out.exists():
-                _atomic_copy(out, failed)
-            raise RuntimeError(f"{paper} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
-                               f"(the partly executed notebook is in {failed}; the book was not changed)") from None
-        finally:
-            for k, v in saved.items():
-                os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
+            out = _execute(paper, paths, params, tmp, env, progress)
+        except PartialRun:
+            used = (time.perf_counter() - start) / 60
+            raise PartialRun(f"partial run: {used:.1f} minutes used; rerun the same command to continue "
+                             f"(finished runs are cached); the book was not changed") from None
         seconds = time.perf_counter() - start
         res_file = tmp / f"{paper}.json"
         if not res_file.exists():
@@ -261,21 +373,33 @@ def run(paper: str, profile: str = "cpu", overrides: dict | None = None, *, root
         results.update(profile=profile, parameters=params, overrides=overrides, commit=commit,
                        seconds=round(seconds, 1), input_hash=digest)
         problems = validate(results)
-        if problems:
-            raise RuntimeError(f"{paper}: results break the contract: {'; '.join(problems)}")
         nb = add_provenance(strip_volatile(json.loads(out.read_text())), results)
-        # outputs that show where the results went name their place in the book, not the temporary folder
-        text = json.dumps(nb, indent=1, ensure_ascii=False).replace(str(tmp), "book/results")
-        out.write_text(text + "\n")
-        _atomic_copy(out, paths.executed(paper))
-        write_json_atomic(paths.results(paper), results)
+        problems += install.output_problems(nb)
+        # outputs name places in the book or the project, never this machine's folders
+        text = install.scrub(json.dumps(nb, indent=1, ensure_ascii=False),
+                             install.machine_paths(paths.root, tmp.resolve(), tmp)) + "\n"
+        out.write_text(text)
+        if problems:
+            failed = install.keep_failed(paths.root, paper, out, results)
+            raise RuntimeError(f"{paper}: the run cannot go into the book:\n  " + "\n  ".join(problems)
+                               + f"\n(its outputs are in {failed}; the book was not changed)")
+        staged = tmp / "results.json"
+        write_json_atomic(staged, results)
+        try:
+            install.install_pair({out: paths.executed(paper), staged: paths.results(paper)})
+        except OSError as e:
+            failed = install.keep_failed(paths.root, paper, out, results)
+            raise RuntimeError(f"{paper}: could not install the outputs into the book ({e}); both book files "
+                               f"are as before, the computed outputs are in {failed}") from None
+    from lastlayer.book.pages import write_pages  # the scorecard and run-time pages follow the results
+    write_pages(paths.root)
     print(f"{paper}: done in {seconds / 60:.1f} min -> {paths.executed(paper).relative_to(paths.root)}, "
           f"{paths.results(paper).relative_to(paths.root)}", flush=True)
     return results
 
 
 def prepare_notebooks(profile: str, out_dir: Path, root: Path | None = None) -> list[Path]:
-    """Inject a profile's parameters into every notebook without executing it (for nbval)."""
+    """Inject a profile's parameters into every notebook without executing it."""
     import papermill as pm
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -283,7 +407,8 @@ def prepare_notebooks(profile: str, out_dir: Path, root: Path | None = None) -> 
     for paper in available_papers(root):
         paths, params, _ = prepare(paper, profile, None, root)
         out = out_dir / f"{paper}.ipynb"
-        pm.execute_notebook(str(paths.notebook(paper)), str(out), parameters=params, prepare_only=True,
-                            kernel_name="python3", progress_bar=False)
+        with _quiet_papermill():
+            pm.execute_notebook(str(paths.notebook(paper)), str(out), parameters=params, prepare_only=True,
+                                kernel_name="python3", progress_bar=False)
         written.append(out)
     return written
