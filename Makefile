@@ -42,7 +42,7 @@ test: env            ## unit tests, then every notebook's smoke reference re-exe
 nbval-refresh: env   ## re-execute the smoke references in tests/nbval (all, or PAPER=<id>): accepts new numbers
 	"$(PY)" -m lastlayer nbval-refresh $(PAPER)
 
-bench: env           ## speed of the trainer against the canonical loop and the compute floor
+bench: env           ## speed of the trainer against the canonical loop and the compute floor (per device)
 	"$(PY)" -m lastlayer bench
 
 clean:

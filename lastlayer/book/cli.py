@@ -46,8 +46,11 @@ def _parser() -> argparse.ArgumentParser:
     nv = sub.add_parser("nbval-refresh", help="re-execute the smoke references in tests/nbval (accepts new numbers)")
     nv.add_argument("papers", nargs="*", help="default: every paper with a notebook")
     nv.add_argument("--out", type=Path, default=None, help="default: tests/nbval")
-    be = sub.add_parser("bench", help="measure the trainer's speed; writes book/results/bench.json")
+    be = sub.add_parser("bench", help="measure the trainer's speed; writes book/results/bench/<device>.json")
     be.add_argument("--quick", action="store_true", help="fewer repeats (for a smoke test)")
+    bu = sub.add_parser("bundle", help="prepare a folder to carry to an offline GPU machine: wheels, data, setup.sh")
+    bu.add_argument("out", type=Path, nargs="?", default=Path("build/gpu"), help="default: build/gpu")
+    bu.add_argument("--python", default="3.12", help="the GPU machine's Python version (default 3.12)")
     return p
 
 
@@ -113,6 +116,11 @@ def main(argv: list[str] | None = None) -> None:
         elif args.command == "bench":
             from .bench import main as bench_main
             bench_main(root, quick=args.quick)
+        elif args.command == "bundle":
+            from lastlayer.book.offline import bundle
+            from lastlayer.data import data_root
+            out = bundle(args.out, root, data_root=data_root().resolve(), python=args.python)
+            print(f"{out}: carry it along, then on the GPU machine: source {out}/setup.sh")
     except RunnerError as e:  # bad input: nothing was executed
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
