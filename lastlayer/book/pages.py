@@ -1,6 +1,8 @@
-"""The book's generated pages (scorecard, run times) and its HTML build.
+"""The book's generated pages (scorecard, run times, benchmark, table of contents) and its HTML build.
 
-The scorecard lists every claim of every paper from `book/results/<id>.json`; nothing in it is typed by hand.
+Everything here is read from `book/results/[paper/]<id>.json` and `book/results/bench/*.json`, the one source of
+truth; nothing is typed by hand, and `build_html` regenerates every page before it builds, so the book never
+shows a stale copy. A chapter whose inputs (notebook, profile, code) changed since its run is flagged as stale.
 """
 from __future__ import annotations
 
@@ -11,8 +13,9 @@ from collections import Counter
 from pathlib import Path
 
 from lastlayer import PAPERS
-from lastlayer.book.report import VERDICTS
+from lastlayer.book.display import VERDICTS, _e, badge, ours_text
 
+SCALES = ("cpu", "paper")  # book/executed/<id>.ipynb and book/executed/paper/<id>.ipynb
 TITLES = {
     "geometry": "Geometry of the last layer",
     "fixed_classifier": "Fixed random class vectors",
@@ -20,63 +23,197 @@ TITLES = {
     "asv_init": "Adaptive signal variances (ASV) initialisation",
     "feature_cache": "Feature-map caching",
 }
-SCORECARD_HEAD = """# Scorecard
+# The paper behind each chapter: its key in book/references.bib and where to read it (None: no public link).
+SOURCES = {
+    "geometry": ("delacalle2019geometric", None),
+    "fixed_classifier": ("shalev2020redesigning", "https://arxiv.org/abs/2011.08704"),
+    "digit_pairs": ("ahmed2020digitpairs", None),
+    "asv_init": ("henmi2021asv", "https://arxiv.org/abs/2008.06885"),
+    "feature_cache": ("anand2022feature", None),
+}
+# Papers whose paper-scale run needs data this project cannot fetch offline.
+PAPER_SCALE_NEEDS = {
+    "fixed_classifier": "STL-10 and CIFAR-10/100, which are not available offline",
+    "asv_init": "the paper's image folders (Car, Food, Fungi), which are not available offline",
+}
+SCORECARD_HEAD = """---
+html_theme.sidebar_secondary.remove: true
+---
 
-Every claim we checked, with the paper's number, ours, and the verdict that our code computed from our
-measurements by the stated criterion. A verdict is one of *reproduced*, *partly*, *not reproduced* and
-*not testable* (the profile that produced the page could not test the claim; the row says why).
-This page is generated from `book/results/*.json` by `python -m lastlayer pages`.
+# Scorecard
+
+Every claim we checked, verdict first: the paper's number, ours as estimate [95% interval] (n), the setting and
+the rule that decided. A verdict is computed by code from our measurements and the rule declared before the run
+({ref}`how to read a verdict <how-to-read-a-verdict>`). Claims measured on a stand-in (*proxy*) and claims of
+our own (*extension*) are counted apart from the paper's own setup. Where a paper also ran at the paper's scale,
+both verdicts stand side by side and a disagreement is marked ≠. This page is generated from `book/results/`.
 """
 
 
-def load_results(root: Path) -> dict[str, dict]:
+def executed(root: Path, paper: str, scale: str = "cpu") -> Path:
+    return Path(root) / "book" / "executed" / ("paper" if scale == "paper" else "") / f"{paper}.ipynb"
+
+
+def results_file(root: Path, paper: str, scale: str = "cpu") -> Path:
+    return Path(root) / "book" / "results" / ("paper" if scale == "paper" else "") / f"{paper}.json"
+
+
+def load_results(root: Path, scale: str = "cpu") -> dict[str, dict]:
+    """{paper: results} for every paper with both an executed notebook and a results file at this scale."""
     out = {}
     for paper in PAPERS:
-        f = root / "book" / "results" / f"{paper}.json"
-        if f.exists() and (root / "book" / "executed" / f"{paper}.ipynb").exists():
-            out[paper] = json.loads(f.read_text())
+        if results_file(root, paper, scale).exists() and executed(root, paper, scale).exists():
+            out[paper] = json.loads(results_file(root, paper, scale).read_text())
     return out
 
 
-def _cell(text) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+def chapter_status(root: Path, paper: str, scale: str = "cpu") -> str:
+    """'current', or 'stale' when the notebook, its profile or the code changed since the stored run."""
+    from lastlayer.book.runner import Paths, RunnerError, input_hash, prepare, status
+    if scale == "cpu":
+        return status(paper, root)
+    res = json.loads(results_file(root, paper, "paper").read_text())
+    meta = json.loads(executed(root, paper, "paper").read_text()).get("metadata", {}).get("lastlayer", {})
+    try:
+        _, params, _ = prepare(paper, res.get("profile", "paper"), res.get("overrides", {}), Path(root))
+    except RunnerError:
+        return "stale"
+    digest = input_hash(paper, res.get("profile", "paper"), params, Paths(Path(root)))
+    return "current" if res.get("input_hash") == meta.get("input_hash") == digest else "stale"
 
 
-def scorecard(results: dict[str, dict]) -> str:
-    lines = [SCORECARD_HEAD, "## Summary", "", "| paper | profile | " + " | ".join(VERDICTS) + " |",
-             "|---|---|" + "---|" * len(VERDICTS)]
+def _is_setup(c: dict) -> str:
+    s = c.get("setting") or "paper setup"
+    return "proxy" if s.startswith("proxy") else ("extension" if s.startswith("extension") else "paper setup")
+
+
+def _count_badges(claims: list[dict]) -> str:
+    counts = Counter(c["verdict"] for c in claims)
+    return " ".join(f'<span class="ll-badge ll-{v.replace(" ", "-")}">{counts[v]} {v}</span>'
+                    for v in VERDICTS if counts[v]) or "–"
+
+
+def totals(results: dict[str, dict]) -> str:
+    """Per paper and overall: the verdicts of the paper's own setup, the proxies and the extensions apart."""
+    head = "".join(f"<th>{h}</th>" for h in ("paper", "paper's setup", "proxies", "extensions"))
+    rows, everything = [], []
     for paper, r in results.items():
-        counts = Counter(c["verdict"] for c in r["claims"])
-        lines.append(f"| [{TITLES[paper]}](executed/{paper}.ipynb) | {r['profile']} | "
-                     + " | ".join(str(counts.get(v, 0)) for v in VERDICTS) + " |")
-    for paper, r in results.items():
-        lines += ["", f"## {TITLES[paper]}", "",
-                  f"Profile `{r['profile']}` on {r['device']}, torch {r['torch']}, commit `{r['commit']}`, "
-                  f"{r['seconds'] / 60:.1f} min.", "",
-                  "| claim | the paper | ours | verdict | criterion |", "|---|---|---|---|---|"]
-        for c in r["claims"]:
-            lines.append(f"| {_cell(c['statement'])} | {_cell(c['paper'])} | {_cell(c['ours'])} | "
-                         f"**{c['verdict']}** | {_cell(c['criterion'])} |")
+        claims = r["claims"]
+        everything += claims
+        groups = [[c for c in claims if _is_setup(c) == g] for g in ("paper setup", "proxy", "extension")]
+        rows.append(f'<tr><td><a href="executed/{paper}.html">{_e(TITLES[paper])}</a></td>'
+                    + "".join(f'<td data-label="{label}">{_count_badges(g)}</td>'
+                              for label, g in zip(("paper's setup", "proxies", "extensions"), groups)) + "</tr>")
+    groups = [[c for c in everything if _is_setup(c) == g] for g in ("paper setup", "proxy", "extension")]
+    rows.append("<tr><td><strong>all papers</strong></td>"
+                + "".join(f'<td data-label="{label}">{_count_badges(g)}</td>'
+                          for label, g in zip(("paper's setup", "proxies", "extensions"), groups)) + "</tr>")
+    return (f'<div class="ll-table-wrap"><table class="ll-table ll-stack"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def _provenance(r: dict, scale: str, state: str | None) -> str:
+    stale = f' {badge("stale")} its inputs changed since this run: rerun it.' if state == "stale" else ""
+    return (f"{scale} scale: profile <code>{_e(r['profile'])}</code> on {_e(r['device'])}, torch {_e(r['torch'])}, "
+            f"commit <code>{_e(r['commit'])}</code>, {r['seconds'] / 60:.1f} min.{stale}")
+
+
+def paper_section(paper: str, r: dict, big: dict | None, states: dict) -> str:
+    """One paper's claims, verdict first; with the paper-scale verdict beside it when that run exists."""
+    key, link = SOURCES[paper]
+    read = f', <a href="{link}">the paper</a>' if link else ""
+    lines = [f"## {TITLES[paper]}", "",
+             f'<p><a href="executed/{paper}.html">The chapter</a>{read}. '
+             f"{_provenance(r, 'cpu', states.get((paper, 'cpu')))}"
+             + (f"<br>{_provenance(big, 'paper', states.get((paper, 'paper')))}" if big else
+                (f"<br>Paper scale: not run here; it needs {_e(PAPER_SCALE_NEEDS[paper])}."
+                 if paper in PAPER_SCALE_NEEDS else "<br>Paper scale: not run yet.")) + "</p>", ""]
+    other = {c["id"]: c for c in (big or {}).get("claims", [])}
+    rows = []
+    for c in r["claims"]:
+        verdict = badge(c["verdict"])
+        ours = _e(ours_text(c))
+        if big:
+            o = other.get(c["id"])
+            if o:
+                mark = ' <span class="ll-mark" title="the two scales disagree">≠</span>' \
+                    if o["verdict"] != c["verdict"] else ""
+                verdict = f"cpu {badge(c['verdict'])}<br>paper {badge(o['verdict'])}{mark}"
+                ours += f"<br><em>paper scale:</em> {_e(ours_text(o))}"
+            else:
+                verdict = f"cpu {badge(c['verdict'])}<br>paper –"
+        setting = c.get("setting") or "paper setup"
+        rows.append(f'<tr><td class="ll-verdict">{verdict}</td><td data-label="claim">{_e(c["statement"])}'
+                    f'<br><span class="ll-setting">{_e(setting)}</span></td>'
+                    f'<td data-label="the paper">{_e(c["paper"])}</td><td data-label="ours">{ours}</td>'
+                    f'<td class="ll-rule"><details><summary>rule</summary>{_e(c["criterion"])}</details></td></tr>')
+    head = "".join(f'<th class="ll-col-{k}">{h}</th>' for k, h in [
+        ("verdict", "verdict"), ("claim", "claim and setting"), ("paper", "the paper"),
+        ("ours", "ours: estimate [95% interval] (n)"), ("rule", "rule")])
+    lines.append(f'<div class="ll-table-wrap"><table class="ll-table ll-claims ll-stack ll-scorecard"><thead><tr>{head}</tr>'
+                 f'</thead><tbody>{"".join(rows)}</tbody></table></div>')
+    return "\n".join(lines)
+
+
+def scorecard(results: dict[str, dict], paper_results: dict[str, dict] | None = None,
+              states: dict | None = None) -> str:
+    paper_results, states = paper_results or {}, states or {}
+    parts = [SCORECARD_HEAD, "## Totals", "", totals(results)]
+    parts += [paper_section(p, r, paper_results.get(p), states) for p, r in results.items()]
+    return "\n\n".join(parts) + "\n"
+
+
+def times_table(results: dict[str, dict], paper_results: dict[str, dict] | None = None,
+                states: dict | None = None) -> str:
+    """The wall time and provenance of every executed chapter, from its results file."""
+    states = states or {}
+    lines = ["| paper | profile | status | device | torch | wall time | commit |", "|---|---|---|---|---|---|---|"]
+    for scale, rs in (("cpu", results), ("paper", paper_results or {})):
+        for paper, r in rs.items():
+            lines.append(f"| {TITLES[paper]} | `{r['profile']}` | "
+                         f"{states.get((paper, scale), 'current')} | {r['device']} | {r['torch']} | "
+                         f"{r['seconds'] / 60:.1f} min | `{r['commit']}` |")
     return "\n".join(lines) + "\n"
 
 
-def times_table(results: dict[str, dict]) -> str:
-    lines = ["| paper | profile | device | torch | wall time (min) | commit |", "|---|---|---|---|---|---|"]
-    for paper, r in results.items():
-        lines.append(f"| {paper} | {r['profile']} | {r['device']} | {r['torch']} | {r['seconds'] / 60:.1f} | "
-                     f"`{r['commit']}` |")
+def toc(root: Path) -> str:
+    """_toc.yml from what exists: a paper is listed once its executed notebook is in book/executed/, and its
+    paper-scale run (book/executed/paper/<id>.ipynb) is a section under it."""
+    lines = ["# Generated by `python -m lastlayer pages` from what is in book/executed/: do not edit.",
+             "format: jb-book", "root: book/intro", "parts:", "  - caption: Reading and rerunning",
+             "    chapters:", "      - file: book/reproduce", "      - file: book/scorecard",
+             "  - caption: The papers", "    numbered: true", "    chapters:"]
+    for paper in PAPERS:
+        if executed(root, paper).exists():
+            lines.append(f"      - file: book/executed/{paper}")
+            if executed(root, paper, "paper").exists():
+                lines += ["        sections:", f"          - file: book/executed/paper/{paper}"]
+    lines += ["  - caption: Sources", "    chapters:", "      - file: book/references"]
     return "\n".join(lines) + "\n"
+
+
+def states_of(root: Path) -> dict:
+    """{(paper, scale): 'current' | 'stale'} for every executed chapter."""
+    return {(p, s): chapter_status(root, p, s) for s in SCALES for p in load_results(root, s)}
+
+
+def generated(root: Path) -> dict[Path, str]:
+    """Every generated page and its text."""
+    from .bench import load_benches, markdown_table
+    root = Path(root)
+    results, big, states = load_results(root), load_results(root, "paper"), states_of(root)
+    pages = {root / "book" / "scorecard.md": scorecard(results, big, states),
+             root / "book" / "_generated" / "times.md": times_table(results, big, states),
+             root / "_toc.yml": toc(root)}
+    benches = load_benches(root)
+    pages[root / "book" / "_generated" / "bench.md"] = ("\n".join(markdown_table(b) for b in benches) if benches
+                                                        else "No benchmark has been run yet (`make bench`).\n")
+    return pages
 
 
 def write_pages(root: Path) -> list[Path]:
-    """Regenerate book/scorecard.md and book/_generated/times.md from the results files."""
-    results = load_results(root)
-    pages = {root / "book" / "scorecard.md": scorecard(results),
-             root / "book" / "_generated" / "times.md": times_table(results)}
-    from .bench import load_benches, markdown_table
-    benches = load_benches(root)
-    if benches:
-        pages[root / "book" / "_generated" / "bench.md"] = "\n".join(markdown_table(b) for b in benches)
+    """Regenerate the scorecard, the run-time and benchmark tables and the table of contents."""
+    pages = generated(root)
     for path, text in pages.items():
         path.parent.mkdir(parents=True, exist_ok=True)
         if not path.exists() or path.read_text() != text:
@@ -85,9 +222,11 @@ def write_pages(root: Path) -> list[Path]:
 
 
 def build_html(root: Path, out: Path | None = None) -> int:
-    """jupyter-book build with warnings as errors; the notebooks are not re-executed (`_config.yml`)."""
+    """Regenerate the pages, then jupyter-book build with warnings as errors; the notebooks are not re-executed
+    (`_config.yml`)."""
     write_pages(root)
-    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(root), "-W", "-n", "--keep-going"]
+    cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(root), "-W", "-n",
+           "--keep-going"]
     if out is not None:
         cmd += ["--path-output", str(out)]
     return subprocess.call(cmd, cwd=root)

@@ -1,0 +1,207 @@
+"""What a chapter shows of its claims and tables: verdict badges, the claims at a glance, the full claims table,
+and tables formatted for reading. Paper-agnostic: everything comes from a `Report` or a results dict.
+
+The claims are decided at the end of a notebook but shown at the top of its chapter. myst-nb 1.x pastes a
+glued output anywhere in the same notebook, before or after the cell that glued it (execution is off when the
+book is built, so every glue of the notebook is known before its first line is rendered). The recipe:
+
+1. Late in the notebook, once every claim is added, a cell tagged `remove-cell`:
+
+       display.glue_claims(report)     # glues "claims-glance" and "claims-table" (display=False)
+
+2. Right under the chapter's title and question, a markdown cell:
+
+       ## The claims at a glance
+
+       ```{glue} claims-glance
+       ```
+
+3. At the end of the chapter, a markdown cell:
+
+       ## All claims
+
+       ```{glue} claims-table
+       ```
+
+Numbers in the narrative are glued the same way: `glue("gap", 4.2, display=False)` in a code cell and
+{glue:text}`gap:.1f` in markdown. Tables are shown with `display.table(df)`; a mean and spread over seeds
+is written with `fmt_mean_sd(values, scale=100, digits=1, unit="%")`. The badge styles are in
+`book/_static/lastlayer.css`.
+"""
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+VERDICTS = ("reproduced", "partly", "inconclusive", "not reproduced", "not testable")
+
+
+class HTML(str):
+    """An HTML fragment that notebooks display (`_repr_html_`) and `glue` stores as text/html."""
+
+    def _repr_html_(self) -> str:
+        return str(self)
+
+    def __repr__(self) -> str:  # the text/plain fallback: never a wall of markup in a text output
+        return f"<{len(self)} characters of HTML>"
+
+
+def _e(text) -> str:
+    return html.escape("" if text is None else str(text))
+
+
+def badge(verdict: str) -> str:
+    """A coloured verdict badge (the colour is never the only signal: the word is in it)."""
+    slug = str(verdict).replace(" ", "-")
+    return f'<span class="ll-badge ll-{_e(slug)}">{_e(verdict)}</span>'
+
+
+def setting_tag(setting: str | None) -> str:
+    """'proxy' and 'extension' claims carry a small tag; the paper's own setup carries none."""
+    setting = setting or "paper setup"
+    if setting.startswith("proxy"):
+        return f' <span class="ll-tag" title="{_e(setting)}">proxy</span>'
+    if setting.startswith("extension"):
+        return ' <span class="ll-tag" title="our addition, not a claim of the paper">extension</span>'
+    return ""
+
+
+def claims_of(source) -> list[dict]:
+    """The claim entries of a `Report`, a results dict or a list of entries."""
+    if hasattr(source, "claims"):
+        return list(source.claims)
+    if isinstance(source, Mapping):
+        return list(source.get("claims", []))
+    return list(source)
+
+
+def _number(x: float) -> str:
+    """A readable number: 3 significant digits, no scientific notation for everyday sizes."""
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return "–"
+    x = float(x)
+    if x == 0:
+        return "0"
+    a = abs(x)
+    if a >= 1000:
+        return f"{x:,.0f}"
+    if a >= 0.001:
+        digits = max(0, 2 - int(math.floor(math.log10(a))))
+        return f"{x:.{digits}f}"
+    return f"{x:.1e}"
+
+
+def ours_text(c: dict) -> str:
+    """Our measurement in words; for an inconclusive claim, the n that would decide it."""
+    text = c.get("ours") or ""
+    if c.get("verdict") == "inconclusive" and c.get("n_needed"):
+        text += f" — about n = {c['n_needed']} would decide it"
+    return text
+
+
+def _head(columns) -> str:
+    head = "".join(f'<th class="ll-col-{k}">{_e(label)}</th>' for k, label in columns)
+    return f"<thead><tr>{head}</tr></thead>"
+
+
+def at_a_glance(source) -> HTML:
+    """The claims, verdict first, with the paper's number and ours: the top of each chapter."""
+    claims = claims_of(source)
+    counts = {v: sum(c.get("verdict") == v for c in claims) for v in VERDICTS}
+    summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
+    body = "".join(
+        f'<tr><td class="ll-verdict">{badge(c.get("verdict", ""))}</td>'
+        f'<td data-label="claim">{_e(c.get("statement"))}{setting_tag(c.get("setting"))}</td>'
+        f'<td data-label="the paper">{_e(c.get("paper"))}</td>'
+        f'<td data-label="ours">{_e(ours_text(c))}</td></tr>' for c in claims)
+    head = _head([("verdict", "verdict"), ("claim", "claim"), ("paper", "the paper"), ("ours", "ours")])
+    return HTML(f'<div class="ll-glance"><p class="ll-summary">{len(claims)} claims: {_e(summary)}.</p>'
+                f'<div class="ll-table-wrap"><table class="ll-table ll-claims ll-stack">{head}<tbody>{body}</tbody>'
+                f'</table></div></div>')
+
+
+def claims_table(source) -> HTML:
+    """Every claim in full, nothing truncated: verdict, claim and setting, the paper's number, ours as estimate
+    [95% interval] (n), and the rule that decided; then the rules changed since the last run, with reasons."""
+    claims = claims_of(source)
+    rows = []
+    for c in claims:
+        setting = c.get("setting") or "paper setup"
+        rows.append(
+            f'<tr><td class="ll-verdict">{badge(c.get("verdict", ""))}</td>'
+            f'<td data-label="claim">{_e(c.get("statement"))}<br><span class="ll-setting">{_e(setting)}</span></td>'
+            f'<td data-label="the paper">{_e(c.get("paper"))}</td><td data-label="ours">{_e(ours_text(c))}</td>'
+            f'<td class="ll-rule" data-label="rule">{_e(c.get("criterion"))}'
+            + (f'<br><span class="ll-why">Why: {_e(c["why"])}</span>' if c.get("why") else "")
+            + "</td></tr>")
+    head = _head([("verdict", "verdict"), ("claim", "claim and setting"), ("paper", "the paper"),
+                          ("ours", "ours: estimate [95% interval] (n)"), ("rule", "rule")])
+    out = f'<div class="ll-table-wrap"><table class="ll-table ll-claims ll-full ll-stack">{head}<tbody>{"".join(rows)}' \
+          f'</tbody></table></div>'
+    revised = [c for c in claims if c.get("revised")]
+    if revised:
+        items = "".join(f'<li><strong>{_e(c["id"])}</strong>: {_e(c["revised"])}</li>' for c in revised)
+        out += f'<div class="ll-revised"><p><strong>Rules changed since the last run</strong></p><ul>{items}</ul></div>'
+    return HTML(out)
+
+
+def glue_claims(report) -> None:
+    """Glue the claims at a glance ("claims-glance") and in full ("claims-table") for the chapter to paste."""
+    from myst_nb import glue
+    glue("claims-glance", at_a_glance(report), display=False)
+    glue("claims-table", claims_table(report), display=False)
+
+
+def fmt_mean_sd(values, scale: float = 1.0, digits: int = 1, unit: str = "", n: bool = False) -> str:
+    """'94.6 ± 0.2%' from repeated measurements (sample sd; NaN ignored); '–' when there are none."""
+    v = np.asarray(values, dtype=float).ravel() * scale
+    v = v[np.isfinite(v)]
+    if len(v) == 0:
+        return "–"
+    sd = f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else ""
+    return f"{v.mean():.{digits}f}{sd}{unit}" + (f" (n = {len(v)})" if n else "")
+
+
+def _cell(x) -> str:
+    if x is None:
+        return "–"
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if isinstance(x, (int, np.integer)):
+        return f"{int(x):,}" if abs(int(x)) >= 10000 else str(int(x))
+    if isinstance(x, (float, np.floating)):
+        return _number(float(x))
+    try:
+        import pandas as pd
+        if pd.isna(x):
+            return "–"
+    except (TypeError, ValueError):
+        pass
+    return str(x)
+
+
+def table(df, *, index: bool = False, digits: dict | None = None, caption: str | None = None) -> HTML:
+    """A DataFrame as a readable HTML table that fits the column: numbers rounded to 3 significant digits
+    (or `digits={column: decimals}`), no `<NA>`/`nan`, long cells wrapped. Set `index=True` to keep the index."""
+    import pandas as pd
+    df = df.reset_index() if index else df
+    digits = digits or {}
+    cols = [str(c) for c in df.columns]
+    head = "".join(f"<th>{_e(c)}</th>" for c in cols)
+    body = []
+    for row in df.itertuples(index=False):
+        cells = []
+        for col, x in zip(cols, row):
+            if col in digits and isinstance(x, (int, float, np.number)) and not pd.isna(x):
+                text = f"{float(x):.{digits[col]}f}"
+            else:
+                text = _cell(x)
+            num = isinstance(x, (int, float, np.number)) and not isinstance(x, (bool, np.bool_))
+            cells.append(f'<td class="ll-num">{_e(text)}</td>' if num else f"<td>{_e(text)}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    cap = f"<caption>{_e(caption)}</caption>" if caption else ""
+    return HTML(f'<div class="ll-table-wrap"><table class="ll-table">{cap}<thead><tr>{head}</tr></thead>'
+                f'<tbody>{"".join(body)}</tbody></table></div>')
