@@ -295,16 +295,3 @@ def load(name: str, split: str | None = None, *, root: str | os.PathLike | None 
     if not raw:
         x /= 255.0
     return Split(x.to(device), torch.from_numpy(labels).to(device), classes)
-
-
-# --- former names, kept until every caller uses `load` and `Split.standardize` ----------------------
-
-def load_split(name: str, train: bool = True, **kwargs) -> Split:
-    """Former API: `load(name, 'train' if train else 'test', **kwargs)`."""
-    return load(name, "train" if train else "test", **kwargs)
-
-
-def normalize(train: Split, *others: Split) -> tuple[Split, ...]:
-    """Former API: every split standardised with the training set's mean and std (`Split.standardize`)."""
-    stats = train.stats()
-    return tuple(s.standardize(stats) for s in (train, *others))

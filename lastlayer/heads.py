@@ -112,16 +112,3 @@ class NormConstrainedLinear(nn.Module):
 
     def extra_repr(self) -> str:
         return f"in_features={self.in_features}, out_features={self.out_features}, norm={self.norm:g}"
-
-
-def attach_head(model: nn.Module, **kwargs) -> nn.Module:
-    """Replace `model.head` by a `ClassifierHead` with the same input and output sizes (kwargs as for
-    `ClassifierHead`). Kept for existing callers: models of `lastlayer.models` have `reset_head(**kwargs)`."""
-    old = getattr(model, "head", None)
-    if old is None or not hasattr(old, "in_features") or not hasattr(old, "out_features"):
-        raise TypeError(f"{type(model).__name__} has no `head` with in_features/out_features to replace")
-    device = next((t.device for t in old.state_dict().values()), None)
-    model.head = ClassifierHead(old.in_features, old.out_features, **kwargs)
-    if device is not None:
-        model.head.to(device)
-    return model

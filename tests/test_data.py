@@ -7,7 +7,7 @@ import torch
 
 from lastlayer import data
 from lastlayer.augment import RandomCropFlip, RandomResizedCrop, crop_flip, resized_crop
-from lastlayer.data import DataError, Split, batches, load, load_split
+from lastlayer.data import DataError, Split, batches, load
 
 
 def _idx(images: np.ndarray) -> bytes:
@@ -33,7 +33,6 @@ def test_mnist_loads_as_tensors(data_root):
     assert torch.bincount(test.y).tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
     assert abs(float(train.x.mean()) - 0.1307) < 1e-3
     assert torch.equal(load("mnist", "test", root=data_root, raw=True).x, test.x * 255)
-    assert torch.equal(load_split("mnist", False, root=data_root).y, test.y)  # the former name
 
 
 def test_missing_files_name_them_and_the_variable(tmp_path):
@@ -184,8 +183,7 @@ def test_standardize_uses_the_given_statistics():
     assert abs(float(z.x.mean())) < 1e-6 and float(z.x.std()) == pytest.approx(1.0)
     assert torch.equal(test.standardize(train.stats()).x, torch.zeros(3, 1, 1, 1))
     assert torch.equal(train.x, torch.arange(12.0).view(12, 1, 1, 1))  # a new Split: the old one is untouched
-    old = data.normalize(train, test)  # the former helper: the same tensors as before
-    assert torch.equal(old[0].x, (train.x - train.x.mean()) / train.x.std()) and torch.equal(old[1].x, 0 * test.x)
+    assert torch.equal(train.standardize().x, (train.x - train.x.mean()) / train.x.std())
 
 
 # --- augmentation -------------------------------------------------------------------------------------

@@ -32,7 +32,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lastlayer import PAPERS
-from lastlayer.data import DataError, Split, data_root, load_split
+from lastlayer.data import DataError, Split, data_root, load
 from lastlayer.book.report import write_json_atomic
 from lastlayer.training.trainer import TrainConfig, device_name, fit, resolve_device
 
@@ -130,9 +130,9 @@ def bench_trainer(device: torch.device, images: int, repeats: int) -> dict:
                     break
 
         t_canonical = _median_time(canonical, repeats, device)
-        del loader  # ends its worker processes
+        loader = None  # ends its worker processes
 
-    train = load_split("mnist", True)
+    train = load("mnist", "train")
     train = Split((train.x - MNIST_MEAN) / MNIST_STD, train.y, train.classes)
     index = torch.randperm(len(train), generator=torch.Generator().manual_seed(0))[:images]
     train = train.subset(index).to(device)  # the library keeps data on the device: moved once, not timed

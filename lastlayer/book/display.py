@@ -150,7 +150,7 @@ def claims_table(source) -> HTML:
 
 def glue_claims(report) -> None:
     """Glue the claims at a glance ("claims-glance") and in full ("claims-table") for the chapter to paste."""
-    from myst_nb import glue
+    from lastlayer.book.notebook import glue  # myst-nb's format, without needing myst-nb where notebooks run
     glue("claims-glance", at_a_glance(report), display=False)
     glue("claims-table", claims_table(report), display=False)
 

@@ -43,3 +43,19 @@ def start(paper: str, namespace: dict) -> Report:
 def _plot_style() -> None:
     from lastlayer.plots import use_book_style
     use_book_style()  # one style for every figure of the book (retina PNG, fonts sized for the column)
+
+
+GLUE_PREFIX = "application/papermill.record/"
+
+
+def glue(name: str, value, display: bool = False) -> None:
+    """myst-nb's `glue` without myst-nb: store `value`'s display under `name` for `{glue:}` in the book.
+
+    The same output format as `myst_nb.glue` (the book's build reads it), so that a notebook runs where only
+    the notebook machinery is installed, not the book's build tools (e.g. on an offline GPU machine)."""
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as ipy_display
+    bundle, metadata = format_display_data(value)
+    prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
+    ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)

@@ -7,8 +7,10 @@ import torch.nn.functional as F
 
 from lastlayer.robustness.attacks import adversarial_accuracy, fgsm
 from lastlayer.data import Split
-from lastlayer.papers.feature_cache.experiments import (FeatureCache, feature_map_split, feature_maps, feature_vector, layer_output,
-                                     time_to_accuracy)
+from lastlayer.papers.feature_cache import claims
+from lastlayer.papers.feature_cache.cache import FeatureCache, RandomDrop, feature_vector, layer_output
+from lastlayer.papers.feature_cache.experiments import (accuracy_at_time, feature_map_split, feature_maps,
+                                                        time_to_accuracy)
 from lastlayer.models.basenet import BaseNet
 from lastlayer.training.trainer import TrainConfig, fit
 
@@ -89,7 +91,7 @@ class _Hits(FeatureCache):
 def test_hits_are_dropped_and_misses_kept_and_counted():
     x = torch.arange(8.0).view(8, 1, 1, 1).expand(8, 1, 28, 28).contiguous()
     y = torch.arange(8) % 2
-    cache = _Hits(num_classes=2)
+    cache = _Hits(num_classes=2, reuse=False)
     cache.on_train_start(None, None)
     model = BaseNet()
     xk, yk = cache.filter_batch(model, x, y, 0)
@@ -166,3 +168,162 @@ def test_basenet_interface_and_bad_sizes():
         BaseNet(image_size=10)
     with pytest.raises(ValueError, match="activation"):
         BaseNet(activation="gelu")
+
+
+# -- the lean trainer against a straightforward one ---------------------------------------------------------
+class _ReferenceCache:
+    """The paper's rules written out plainly: one image at a time, the layer run for every purpose."""
+
+    def __init__(self, k, compare=">="):
+        self.k, self.compare = k, compare
+        self.vec, self.thr, self.n = [None] * k, [0.0] * k, [0] * k
+
+    @staticmethod
+    def vector(m):  # m: (C, P, Q) maps of one image
+        out = []
+        for f in m:
+            a, pq = f.abs(), f.numel()
+            mu = float(a.sum()) / pq
+            out += [mu, math.sqrt(float(((a - mu) ** 2).sum())) / pq]
+        return torch.tensor(out, dtype=torch.float64)
+
+    def hit(self, v, label):
+        best, best_cos = None, -math.inf
+        for c in range(self.k):
+            if self.n[c]:
+                cos = float(v @ self.vec[c] / (v.norm() * self.vec[c].norm()))
+                if cos > best_cos:
+                    best, best_cos = c, cos
+        if best is None:
+            return False
+        passes = best_cos >= self.thr[best] if self.compare == ">=" else best_cos <= self.thr[best]
+        return passes and best == label
+
+    def update(self, vs, labels):
+        for c in range(self.k):
+            new = [v for v, l in zip(vs, labels) if l == c]
+            if not new:
+                continue
+            n, b = self.n[c], len(new)
+            old = self.vec[c] if n else torch.zeros_like(new[0])
+            self.vec[c] = (old * n + sum(new)) / (n + b)
+            cos = sum(float(v @ self.vec[c] / (v.norm() * self.vec[c].norm())) for v in new)
+            self.thr[c] = (self.thr[c] * n + cos) / (n + b)
+            self.n[c] = n + b
+
+
+@pytest.mark.parametrize("update", ["after", "before"])
+def test_lean_cache_gives_the_reference_hits(update):
+    torch.manual_seed(0)
+    model, k = BaseNet(num_classes=3), 3
+    batches = [(torch.rand(24, 1, 28, 28), torch.randint(0, k, (24,))) for _ in range(4)]
+    lean, ref = FeatureCache(k, update=update), _ReferenceCache(k)
+    lean.on_train_start(model, None)
+    pending = None
+    for x, y in batches:
+        if pending is not None:  # the reference caches the trained images with the weights after the step
+            px, py = pending
+            ref.update([ref.vector(m) for m in model.conv1(px).detach().double()], py.tolist())
+        vs = [ref.vector(m) for m in model.conv1(x).detach().double()]
+        expect = [ref.hit(v, int(l)) for v, l in zip(vs, y)]
+        xk, yk = lean.filter_batch(model, x, y, 0)
+        kept = [not h for h in expect]
+        assert yk.tolist() == [int(l) for l, keep in zip(y, kept) if keep]
+        if update == "before":
+            ref.update([v for v, keep in zip(vs, kept) if keep], yk.tolist())
+        else:
+            pending = (xk, yk)
+        loss = F.cross_entropy(model(xk), yk)  # the training forward consumes the reused maps
+        loss.backward()
+        with torch.no_grad():  # a step: the weights change between batches
+            for p in model.parameters():
+                p -= 0.5 * p.grad
+                p.grad = None
+    assert sum(lean.counts.tolist()) == sum(ref.n)
+
+
+def test_reused_maps_give_the_same_loss_and_gradients():
+    torch.manual_seed(0)
+    model = BaseNet(num_classes=3)
+    x, y = torch.rand(16, 1, 28, 28), torch.randint(0, 3, (16,))
+    cache = FeatureCache(3)
+    cache.on_train_start(model, None)
+    cache.update(feature_vector(model.conv1(x[:8]).detach()), y[:8])  # some hits in the next batch
+    xk, yk = cache.filter_batch(model, x, y, 0)
+    assert "forward" in model.conv1.__dict__  # a replay is waiting
+    F.cross_entropy(model(xk), yk).backward()
+    assert "forward" not in model.conv1.__dict__  # consumed once
+    reused = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    F.cross_entropy(model(xk), yk).backward()
+    for a, p in zip(reused, model.parameters()):
+        torch.testing.assert_close(a, p.grad)
+
+
+def test_random_drop_drops_the_stated_share_per_epoch():
+    torch.manual_seed(0)
+    data = Split(torch.rand(400, 1, 28, 28), torch.randint(0, 3, (400,)), ["a", "b", "c"])
+    drop = RandomDrop([0.25, 0.5], seed=1)
+    h = fit(BaseNet(num_classes=3), data, None, TrainConfig(epochs=3, batch_size=100, lr=0.01, device="cpu"),
+            callbacks=[drop]).history
+    assert h["cache_hits"] == [100, 200, 200]  # the last share holds for later epochs
+    assert h["images_trained"] == h["examples"] == [300, 200, 200]
+    x, y = data.x[:100], data.y[:100]
+    drop.on_train_start(None, None)
+    a = drop.filter_batch(None, x, y, 0)[0]
+    b = drop.filter_batch(None, x, y, 0)[0]
+    assert len(a) == len(b) == 75 and not torch.equal(a, b)  # a fresh random choice every time
+    with pytest.raises(ValueError, match="share"):
+        RandomDrop(1.0)
+
+
+def test_accuracy_at_time():
+    h = {"seconds": [1.0, 2.0, 3.0], "test_acc": [0.5, 0.8, 0.9]}
+    assert accuracy_at_time(h, 3.0, 0.1) == 0.8 and accuracy_at_time(h, 0.5, 0.1) == 0.1
+
+
+# -- decide on synthetic runs ----------------------------------------------------------------------------
+def _runs(caching_gain, fm_fgsm, base2_fgsm, hits=2700, n=8000, raw=0):
+    rows = []
+    for s in range(8):
+        jitter = 0.002 * s
+        for t, acc, mean in (("normal", 0.90, 0.60), ("caching", 0.90 + caching_gain, 0.60 + caching_gain),
+                             ("random", 0.89, 0.59)):
+            rows.append(dict(experiment="fig7", trainer=t, batch_size=512, seed=s, test_acc=acc + jitter,
+                             mean_test_acc=mean + jitter, mean_hits=hits + 10 * s if t != "normal" else 0,
+                             seconds=10.0 + s + (2 if t == "caching" else 0), epochs=10,
+                             seconds_to_target=5.0 + s + (1 if t == "caching" else 0),
+                             acc_at_random_end=acc - 0.01 + jitter))
+        for b in (64, 2048):
+            for t, acc in (("normal", 0.95), ("caching", 0.95 - 0.01)):
+                rows.append(dict(experiment="fig8", trainer=t, batch_size=b, seed=s, test_acc=acc + jitter))
+        common = dict(experiment="fig9", run="mnist:64", seed=s)
+        rows += [dict(common, model="base", train_acc=0.99, test_acc=0.97 - jitter, **{"fgsm_0.25": 0.10 + jitter, "pgd_0.25": 0.01 + jitter}),
+                 dict(common, model="fm", train_acc=0.70, test_acc=0.70 - jitter, **{"fgsm_0.25": fm_fgsm + jitter, "pgd_0.25": 0.02 + jitter}),
+                 dict(common, model="base2", test_acc=0.97, **{"fgsm_0.25": base2_fgsm + jitter}),
+                 dict(common, model="fm_raw", diverged=raw)]
+    return rows
+
+
+def test_decide_on_synthetic_runs():
+    out = {c.id: d for c, d, _ in claims.decide(_runs(0.03, 0.25, 0.10), n_train=8000)}
+    assert set(out) == {c.id for c in claims.CLAIMS}
+    assert out["hits-third"].verdict == "reproduced"           # about 34% per epoch
+    assert out["cache-accuracy"].verdict == "reproduced"       # +3 points all along
+    assert out["cache-near-normal"].verdict == "reproduced"    # -1 point, margin 5
+    assert out["cache-beats-random"].verdict == "reproduced"
+    assert out["cache-saves-time"].verdict == "not reproduced"  # caching one second slower, every seed
+    assert out["fm-regularises"].verdict == "reproduced"       # base gap 2 points larger, every seed
+    ours = {c.id: o for c, _, o in claims.decide(_runs(0.03, 0.25, 0.10), n_train=8000)}
+    assert "70% train accuracy" in ours["fm-regularises"]      # the underfit model's accuracy beside its gap
+    assert out["fm-fgsm"].verdict == "reproduced"
+    assert out["fm-fgsm-vs-transfer"].verdict == "reproduced"
+    assert out["raw-maps-nan"].verdict == "not reproduced"     # 0 of 8: at most 37% at 95%
+
+
+def test_decide_sees_a_transfer_artefact_and_a_low_hit_share():
+    out = {c.id: d for c, d, _ in claims.decide(_runs(-0.03, 0.25, 0.30, hits=800), n_train=8000)}
+    assert out["hits-third"].verdict == "not reproduced"       # 10% is below the 25-40% band
+    assert out["cache-accuracy"].verdict == "not reproduced"
+    assert out["fm-fgsm"].verdict == "reproduced"              # the paper's protocol alone would say yes
+    assert out["fm-fgsm-vs-transfer"].verdict == "not reproduced"  # but a second normal model does better

@@ -1,22 +1,14 @@
-"""The feature-map caching trainer of Anand, Bhupathiraju and Chandrala (2022), and feature-map datasets.
+"""The experiments of Anand, Bhupathiraju and Chandrala (2022): one call each, every training run cached.
 
-Caching: before each training step, every image of the batch goes through the model up to one conv layer
-(the first, in the paper). Its feature vector interleaves, for every map F_i (P x Q) of that layer,
-mu_i = sum|F_i| / PQ and sigma_i = sqrt(sum(|F_i| - mu_i)^2) / PQ (Park & Kim 2019). Each class keeps one
-cached vector and one threshold, both running means over the images cached so far. An image is a *hit*
-when the cosine to the most similar cached vector passes that class's threshold and that class is its
-true label; hits are dropped from the batch, misses are trained on and then cached.
-
-The paper prints the hit test as "cosine <= threshold"; a hit is more plausibly "cosine >= threshold"
-(the image is at least as close to its class as the cached images were). `compare` chooses.
-
-Everything runs through the plain trainer's `fit` as a `Callback` (`filter_batch` drops the hits), so the
-only extra cost is the partial forward pass up to the chosen layer.
+- `compare_trainers`: normal, caching and random-drop training of the base model (the paper's Figures 7, 8).
+- `feature_map_runs`: a base model, the model trained on its feature maps, a second base model as the
+  control, all tested on clean, FGSM and PGD images (Figures 9, 10).
+- `choose_lr`: the learning rate whose normal training best follows Figure 7's slow start.
+The caching trainer and the random-drop control are the callbacks of `cache.py`.
 """
 from __future__ import annotations
 
 import copy
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,179 +17,63 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lastlayer.data import Split
+from lastlayer.data import Split, load
 from lastlayer.models.basenet import BaseNet
-from lastlayer.training.trainer import (Callback, TrainConfig, TrainResult, apply_batched, evaluate, fit, resolve_device,
-                      seed_everything)
+from lastlayer.papers.feature_cache.cache import FeatureCache, RandomDrop, layer_output
+from lastlayer.training.cache import cached_run
+from lastlayer.training.trainer import (NonFiniteLossError, TrainConfig, TrainResult, apply_batched, evaluate, fit,
+                                        resolve_device, seed_everything)
 
-COMPARES = (">=", "<=")
-UPDATES = ("after", "before")
-
-
-def feature_vector(maps: torch.Tensor) -> torch.Tensor:
-    """(N, C, P, Q) feature maps -> (N, 2C) vectors (mu_0, sigma_0, mu_1, sigma_1, ...).
-
-    sigma is the paper's (and Park & Kim's): the root of the summed squares divided by PQ, not by sqrt(PQ).
-    """
-    if maps.dim() != 4:
-        raise ValueError(f"feature maps must be (N, C, P, Q), got shape {tuple(maps.shape)}")
-    a = maps.abs()
-    pq = a.shape[-2] * a.shape[-1]
-    mu = a.sum((-2, -1)) / pq
-    sigma = ((a - mu[..., None, None]) ** 2).sum((-2, -1)).sqrt() / pq
-    return torch.stack([mu, sigma], dim=-1).flatten(1)
+TRAINERS = ("normal", "caching", "random")
 
 
-class _Stop(Exception):
-    """Raised by a forward hook to end the forward pass once the wanted layer has run."""
+# -- data -----------------------------------------------------------------------------------------------
+def subset(split: Split, n: int, seed: int) -> Split:
+    """A seeded random subset of n images (all of them if n >= len)."""
+    n = min(n, len(split))
+    return split.subset(torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n])
 
 
-def get_layer(model: nn.Module, layer: str) -> nn.Module:
-    modules = dict(model.named_modules())
-    if layer not in modules or layer == "":
-        names = [n for n, m in modules.items() if isinstance(m, nn.Conv2d)]
-        raise ValueError(f"model {type(model).__name__} has no layer {layer!r}; its conv layers: {', '.join(names)}")
-    return modules[layer]
+def load_subsets(name: str, n_train: int, n_test: int, seed: int, device: str = "cpu") -> tuple[Split, Split]:
+    """(train, test): seeded random subsets of a data set's two splits (different seeds for each)."""
+    train, test = load(name, device=device)
+    return subset(train, n_train, seed), subset(test, n_test, seed + 1)
 
 
-@torch.no_grad()
-def layer_output(model: nn.Module, layer: str, x: torch.Tensor) -> torch.Tensor:
-    """The output of `model`'s submodule `layer` for input x, in eval mode, computing nothing after it.
-
-    The forward pass is stopped by an exception from a forward hook, so the layers after `layer` cost nothing.
-    """
-    module = get_layer(model, layer)
-    out: list[torch.Tensor] = []
-
-    def hook(_module, _inputs, output):
-        out.append(output)
-        raise _Stop
-
-    handle = module.register_forward_hook(hook)
-    was_training = model.training
-    model.eval()
-    try:
-        model(x)
-    except _Stop:
-        pass
-    finally:
-        handle.remove()
-        model.train(was_training)
-    if not out:
-        raise RuntimeError(f"layer {layer!r} was not called by {type(model).__name__}.forward")
-    return out[0]
+# -- the base model and one training run ----------------------------------------------------------------
+def num_classes(data: Split) -> int:
+    return len(data.classes) or int(data.y.max()) + 1
 
 
-class FeatureCache(Callback):
-    """The caching trainer as a `Callback` on `fit`: drops cache hits from every batch.
-
-    layer: the conv layer whose maps give the feature vectors ('conv1' in the paper).
-    compare: '>=' (a hit is at least as similar as the class's threshold) or '<=' (the paper's print).
-    update: 'after' caches the vectors of the trained images computed after the optimiser step (the
-        paper); 'before' reuses the vectors computed for the hit test, which costs nothing extra.
-
-    Per epoch, `history` gets 'cache_hits' and 'images_trained'.
-    """
-
-    def __init__(self, num_classes: int, layer: str = "conv1", compare: str = ">=", update: str = "after"):
-        if compare not in COMPARES:
-            raise ValueError(f"compare must be one of {COMPARES}, not {compare!r}")
-        if update not in UPDATES:
-            raise ValueError(f"update must be one of {UPDATES}, not {update!r}")
-        if num_classes < 1:
-            raise ValueError(f"num_classes must be positive, not {num_classes}")
-        self.num_classes, self.layer, self.compare, self.update_mode = num_classes, layer, compare, update
-        self.reset()
-
-    def reset(self) -> None:
-        self.vectors: torch.Tensor | None = None     # (K, D) cached vector per class
-        self.thresholds: torch.Tensor | None = None  # (K,) running mean cosine per class
-        self.counts: torch.Tensor | None = None      # (K,) images cached per class
-        self._pending: tuple[torch.Tensor, torch.Tensor] | None = None
-        self._hits = self._trained = 0
-
-    # -- the two rules --------------------------------------------------------------------------------
-    def hits(self, v: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        """Boolean mask of the hits among vectors v (N, D) with labels y (N,)."""
-        if self.vectors is None or not bool((self.counts > 0).any()):
-            return torch.zeros(len(v), dtype=torch.bool, device=v.device)
-        cos = F.normalize(v, dim=1) @ F.normalize(self.vectors, dim=1).T
-        cos = cos.masked_fill(self.counts[None] == 0, -math.inf)  # classes not cached yet never win
-        best_cos, best = cos.max(1)
-        threshold = self.thresholds[best]
-        passes = best_cos >= threshold if self.compare == ">=" else best_cos <= threshold
-        return passes & (best == y)
-
-    def update(self, v: torch.Tensor, y: torch.Tensor) -> None:
-        """Cache vectors v (b, D) of labels y: per class c with b_c new images,
-        V_c <- (n_c V_c + sum of the new vectors) / (n_c + b_c), then the threshold likewise with the cosines
-        of the new vectors to the updated V_c, and n_c <- n_c + b_c."""
-        if len(v) == 0:
-            return
-        if self.vectors is None:
-            k = self.num_classes
-            self.vectors = torch.zeros(k, v.shape[1], device=v.device, dtype=v.dtype)
-            self.thresholds = torch.zeros(k, device=v.device, dtype=v.dtype)
-            self.counts = torch.zeros(k, device=v.device, dtype=v.dtype)
-        if int(y.max()) >= self.num_classes or int(y.min()) < 0:
-            raise ValueError(f"labels must lie in [0, {self.num_classes}), got {int(y.min())}..{int(y.max())}")
-        n = self.counts
-        b = torch.bincount(y, minlength=self.num_classes).to(v.dtype)
-        total = (n + b).clamp(min=1)[:, None]
-        self.vectors = (n[:, None] * self.vectors + torch.zeros_like(self.vectors).index_add_(0, y, v)) / total
-        cos = F.cosine_similarity(v, self.vectors[y], dim=1)
-        self.thresholds = (n * self.thresholds + torch.zeros_like(n).index_add_(0, y, cos)) / total[:, 0]
-        self.counts = n + b
-
-    # -- the callback ---------------------------------------------------------------------------------
-    def vectors_of(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        return feature_vector(layer_output(model, self.layer, x))
-
-    def on_train_start(self, model, optimizer) -> None:
-        self.reset()
-
-    def filter_batch(self, model, x, y, epoch):
-        if self._pending is not None:  # the previous batch, now that its step is done
-            px, py = self._pending
-            self.update(self.vectors_of(model, px), py)
-            self._pending = None
-        v = self.vectors_of(model, x)
-        keep = ~self.hits(v, y)
-        x, y = x[keep], y[keep]
-        n_kept = int(keep.sum())
-        self._hits += len(keep) - n_kept
-        self._trained += n_kept
-        if self.update_mode == "before":
-            self.update(v[keep], y)
-        elif n_kept:
-            self._pending = (x, y)
-        return x, y
-
-    def on_epoch_end(self, model, epoch, history) -> None:
-        history.setdefault("cache_hits", []).append(self._hits)
-        history.setdefault("images_trained", []).append(self._trained)
-        self._hits = self._trained = 0
-
-
-# -- experiments --------------------------------------------------------------------------------------
 def make_base(data: Split, seed: int, **model_kwargs) -> BaseNet:
     """A freshly initialised base model sized for `data`, its weights drawn from `seed`."""
     seed_everything(seed)
-    kwargs = dict(in_channels=data.x.shape[1], num_classes=len(data.classes) or int(data.y.max()) + 1,
-                  image_size=data.x.shape[-1])
+    kwargs = dict(in_channels=data.x.shape[1], num_classes=num_classes(data), image_size=data.x.shape[-1])
     kwargs.update(model_kwargs)
     return BaseNet(**kwargs)
 
 
-def train_base(train: Split, test: Split, config: TrainConfig, *, caching: bool = False, layer: str = "conv1",
-               compare: str = ">=", update: str = "after", model: nn.Module | None = None,
-               **model_kwargs) -> TrainResult:
-    """Train the base model (new, seeded by config.seed, unless `model` is given) with or without caching."""
+def train_base(train: Split, test: Split | None, config: TrainConfig, *, trainer: str = "normal",
+               layer: str = "conv1", compare: str = ">=", update: str = "after", shares=None,
+               model: nn.Module | None = None, **model_kwargs) -> TrainResult:
+    """Train the base model (new, seeded by config.seed, unless `model` is given) normally, with caching, or
+    with the random-drop control dropping `shares` (one per epoch, or one for all) of every batch."""
+    if trainer not in TRAINERS:
+        raise ValueError(f"trainer must be one of {TRAINERS}, not {trainer!r}")
     model = model if model is not None else make_base(train, config.seed, **model_kwargs)
     callbacks = []
-    if caching:
-        callbacks.append(FeatureCache(len(train.classes) or int(train.y.max()) + 1, layer, compare, update))
+    if trainer == "caching":
+        callbacks.append(FeatureCache(num_classes(train), layer, compare, update))
+    elif trainer == "random":
+        callbacks.append(RandomDrop(shares, seed=config.seed))
     return fit(model, train, test, config, callbacks=callbacks)
+
+
+def _trainer_run(train: Split, test: Split, config: TrainConfig, trainer: str, cache_kwargs: dict,
+                 shares) -> dict:
+    """One run of `compare_trainers`, in the form the run cache stores: its history and final accuracies."""
+    result = train_base(train, test, config, trainer=trainer, shares=shares, **cache_kwargs)
+    return {"history": result.history, "train_acc": evaluate(result.model, train)[1]}
 
 
 def time_to_accuracy(history: dict, target: float) -> float:
@@ -207,6 +83,12 @@ def time_to_accuracy(history: dict, target: float) -> float:
         if acc >= target:
             return float(t)
     return float("nan")
+
+
+def accuracy_at_time(history: dict, seconds: float, chance: float) -> float:
+    """Test accuracy of the last epoch finished within `seconds` of training; `chance` if none was."""
+    done = np.cumsum(history["seconds"]) <= seconds * (1 + 1e-9)
+    return float(np.asarray(history["test_acc"])[done][-1]) if done.any() else chance
 
 
 @dataclass
@@ -219,36 +101,65 @@ class SweepResult:
 
 def compare_trainers(train: Split, test: Split, *, batch_sizes, seeds, epochs: int, lr: float,
                      optimizer: str = "sgd", momentum: float = 0.0, layer: str = "conv1", compare: str = ">=",
-                     update: str = "after", device: str = "auto", target: float = 0.9) -> SweepResult:
-    """Normal and caching training of the base model for every batch size and seed.
+                     update: str = "after", device: str = "auto", target: float = 0.9,
+                     random_control: bool = False) -> SweepResult:
+    """Normal and caching training of the base model for every batch size and seed; with `random_control`,
+    also the random-drop control, which drops at random the share of every batch that the caching run of
+    the same seed dropped in that epoch (so both train on as many images).
 
-    Both trainers of a (batch size, seed) pair start from the same weights and see the same batch order.
-    `final` holds the accuracy of the last epoch's model on the whole training set and the test set, the
-    mean training seconds per epoch, and the training seconds to reach `target` test accuracy.
+    The trainers of a (batch size, seed) pair start from the same weights and see the same batch order.
+    `final` holds per run the accuracy of the last epoch's model on the whole training set and the test set,
+    the mean training seconds per epoch, the training seconds to reach `target` test accuracy, and, for the
+    caching and random runs, the test accuracy at the time the random run ended (equal time).
     """
     import pandas as pd
     dev = resolve_device(device)
     train, test = train.to(dev), test.to(dev)
+    cache_kwargs = dict(layer=layer, compare=compare, update=update)
+    trainers = TRAINERS if random_control else TRAINERS[:2]
     rows, finals, histories = [], [], {}
     for batch_size in batch_sizes:
         for seed in seeds:
-            for caching in (False, True):
-                cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                                  momentum=momentum, seed=seed, device=device)
-                result = train_base(train, test, cfg, caching=caching, layer=layer, compare=compare, update=update)
-                h = result.history
-                trainer = "caching" if caching else "normal"
+            cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, momentum=momentum,
+                              seed=seed, device=device)
+            runs = {}
+            for trainer in trainers:
+                shares = None
+                if trainer == "random":  # the caching run's share of hits, epoch by epoch
+                    shares = [hit / len(train) for hit in runs["caching"]["history"]["cache_hits"]]
+                runs[trainer] = cached_run(_trainer_run, train, test, cfg, trainer, cache_kwargs, shares)
+            end_random = sum(runs["random"]["history"]["seconds"]) if random_control else None
+            for trainer, run in runs.items():
+                h = run["history"]
                 histories[trainer, batch_size, seed] = h
                 for e in range(epochs):
                     rows.append(dict(trainer=trainer, batch_size=batch_size, seed=seed, epoch=e + 1,
                                      test_acc=h["test_acc"][e], seconds=h["seconds"][e],
                                      images_trained=h.get("images_trained", h["examples"])[e],
                                      cache_hits=h.get("cache_hits", [0] * epochs)[e]))
-                _, train_acc = evaluate(result.model, train)
-                finals.append(dict(trainer=trainer, batch_size=batch_size, seed=seed, train_acc=train_acc,
-                                   test_acc=h["test_acc"][-1], seconds_per_epoch=float(np.mean(h["seconds"])),
-                                   seconds_to_target=time_to_accuracy(h, target)))
+                final = dict(trainer=trainer, batch_size=batch_size, seed=seed, train_acc=run["train_acc"],
+                             test_acc=h["test_acc"][-1], seconds_per_epoch=float(np.mean(h["seconds"])),
+                             seconds=float(np.sum(h["seconds"])), images_trained=int(np.sum(h["examples"])),
+                             seconds_to_target=time_to_accuracy(h, target))
+                if end_random is not None:
+                    final["acc_at_random_end"] = accuracy_at_time(h, end_random, 1 / num_classes(train))
+                finals.append(final)
     return SweepResult(pd.DataFrame(rows), pd.DataFrame(finals), histories)
+
+
+def choose_lr(train: Split, test: Split, reference, *, lrs, batch_size: int, seeds, optimizer: str = "sgd",
+              momentum: float = 0.0, device: str = "auto"):
+    """The learning rate whose normal training follows `reference` (test accuracy per epoch, in [0, 1])
+    most closely: least root-mean-square distance, averaged over `seeds`. Returns (lr, {lr: rms})."""
+    reference = np.asarray(reference, dtype=float)
+    rms = {}
+    for lr in lrs:
+        cfg = TrainConfig(epochs=len(reference), batch_size=batch_size, lr=lr, optimizer=optimizer,
+                          momentum=momentum, device=device)
+        curves = [cached_run(_trainer_run, train, test, TrainConfig(**{**cfg.__dict__, "seed": s}), "normal", {},
+                             None)["history"]["test_acc"] for s in seeds]
+        rms[lr] = float(np.sqrt(((np.asarray(curves) - reference) ** 2).mean()))
+    return min(rms, key=rms.get), rms
 
 
 # -- training on feature maps -------------------------------------------------------------------------
@@ -297,15 +208,34 @@ def feature_map_split(model: nn.Module, split: Split, *, scale: float | None = N
     return Split(m / scale, split.y.repeat_interleave(repeat), split.classes), scale
 
 
+def _fm_model(base, train, test, fm_config, *, layer, after_activation, maps, init, map_images):
+    """The model of the base model's architecture trained on its maps, and the train and test map splits."""
+    size = train.x.shape[-1]
+    source = train if map_images is None else train.subset(torch.arange(min(map_images, len(train))))
+    kw = dict(layer=layer, after_activation=after_activation, maps=maps, size=size)
+    fm_train, scale = feature_map_split(base, source, **kw)
+    fm_test, _ = feature_map_split(base, test, scale=scale, **kw)
+    model = copy.deepcopy(base) if init == "base" else make_base(train, fm_config.seed + 1)
+    return fit(model, fm_train, None, fm_config).model, fm_train, fm_test
+
+
 def feature_map_experiment(train: Split, test: Split, base_config: TrainConfig, fm_config: TrainConfig, *,
                            layer: str = "conv1", after_activation: bool = True, maps: str | int = "all",
-                           init: str = "base", epsilons=(0.15, 0.25), map_images: int | None = None) -> dict:
+                           init: str = "base", epsilons=(0.15, 0.25), map_images: int | None = None,
+                           pgd_steps: int = 10, pgd_epsilons=(0.25,), control: bool = True,
+                           raw_check: bool = False) -> dict:
     """Train a base model on images, then a model of the same architecture on the base model's feature
     maps (initialised from the base model's weights, `init='base'`, as the paper's conclusion says, or
     afresh, `init='scratch'`); `map_images` limits the maps to those of the first images of `train`
-    (each gives one example per map). Accuracies of both on train and test, and on FGSM images: the paper's
-    protocol attacks with the base model's gradients (`fgsm_*`), and we add the feature-map model
-    attacked through its own gradients (`fgsm_own_*`).
+    (each gives one example per map). Returns a flat dict of accuracies (fractions):
+
+    base_train, base_test; fm_train, fm_test_maps (the maps of the training and test images), fm_test_images;
+    per eps: fgsm_base, fgsm_fm (FGSM images made with the base model's gradients: the paper's protocol);
+    per eps of `pgd_epsilons`: pgd_base, pgd_fm (each attacked by PGD through its own gradients: the
+    white-box test; PGD costs `pgd_steps` FGSM-sized passes, so it runs where the claims need it); and with
+    `control`, base2_* for a second base model trained normally from another seed (`fgsm_base2` is the
+    control of the paper's protocol: the same transferred images on a model that never saw a map).
+    `raw_check` also trains on maps taken before the activation and records whether the loss stayed finite.
     """
     from lastlayer.robustness.attacks import adversarial_accuracy
     if init not in ("base", "scratch"):
@@ -313,19 +243,53 @@ def feature_map_experiment(train: Split, test: Split, base_config: TrainConfig, 
     dev = resolve_device(base_config.device)
     train, test = train.to(dev), test.to(dev)
     base = train_base(train, test, base_config).model
-    size = train.x.shape[-1]
-    map_source = train if map_images is None else train.subset(torch.arange(min(map_images, len(train))))
-    fm_train, scale = feature_map_split(base, map_source, layer=layer, after_activation=after_activation, maps=maps,
-                                        size=size)
-    fm_test, _ = feature_map_split(base, test, scale=scale, layer=layer, after_activation=after_activation,
-                                   maps=maps, size=size)
-    fm_model = copy.deepcopy(base) if init == "base" else make_base(train, fm_config.seed + 1)
-    fm_model = fit(fm_model, fm_train, None, fm_config).model
+    fm_kw = dict(layer=layer, maps=maps, init=init, map_images=map_images)
+    fm, fm_train, fm_test = _fm_model(base, train, test, fm_config, after_activation=after_activation, **fm_kw)
     out = {"base_train": evaluate(base, train)[1], "base_test": evaluate(base, test)[1],
-           "fm_train": evaluate(fm_model, fm_train)[1], "fm_test_maps": evaluate(fm_model, fm_test)[1],
-           "fm_test_images": evaluate(fm_model, test)[1]}
+           "fm_train": evaluate(fm, fm_train)[1], "fm_test_maps": evaluate(fm, fm_test)[1],
+           "fm_test_images": evaluate(fm, test)[1]}
+    models = {"base": base, "fm": fm}
+    if control:
+        seed2 = base_config.seed + 1000
+        base2 = train_base(train, test, TrainConfig(**{**base_config.__dict__, "seed": seed2})).model
+        models["base2"] = base2
+        out["base2_test"] = evaluate(base2, test)[1]
     for eps in epsilons:
-        out[f"fgsm_base_{eps:g}"] = adversarial_accuracy(base, test, eps)
-        out[f"fgsm_fm_{eps:g}"] = adversarial_accuracy(fm_model, test, eps, source=base)
-        out[f"fgsm_own_fm_{eps:g}"] = adversarial_accuracy(fm_model, test, eps)
+        for name, model in models.items():
+            out[f"fgsm_{name}_{eps:g}"] = adversarial_accuracy(model, test, eps, source=base)
+            if name == "base2" or eps not in pgd_epsilons:
+                continue
+            gen = torch.Generator().manual_seed(base_config.seed)
+            out[f"pgd_{name}_{eps:g}"] = adversarial_accuracy(model, test, eps, attack="pgd", steps=pgd_steps,
+                                                              generator=gen)
+    if raw_check:
+        try:
+            _fm_model(base, train, test, fm_config, after_activation=False, **fm_kw)
+            out["raw_maps_nan"] = 0
+        except NonFiniteLossError:
+            out["raw_maps_nan"] = 1
     return out
+
+
+def feature_map_runs(runs, seeds, *, n_train: int, n_test: int, subset_seed: int, base_epochs: int,
+                     fm_epochs: int, lr: float, optimizer: str = "sgd", momentum: float = 0.0,
+                     device: str = "auto", epsilons=(0.15, 0.25), control: bool = True, attack_runs=None, **kwargs):
+    """`feature_map_experiment` for every 'dataset:batch' run and seed; a pandas DataFrame, one row each,
+    with the train - test gaps (in accuracy) of both models added. The attacks, and the control base model
+    they need, run only for the runs in `attack_runs` (default: all)."""
+    import pandas as pd
+    rows = []
+    for run in runs:
+        name, bs = run.split(":")
+        train, test = load_subsets(name, n_train, n_test, subset_seed, device=str(resolve_device(device)))
+        for s in seeds:
+            cfg = dict(batch_size=int(bs), lr=lr, optimizer=optimizer, momentum=momentum, seed=s, device=device)
+            attacked = attack_runs is None or run in attack_runs
+            out = cached_run(feature_map_experiment, train, test, TrainConfig(epochs=base_epochs, **cfg),
+                             TrainConfig(epochs=fm_epochs, **cfg), epsilons=tuple(epsilons) if attacked else (),
+                             control=control and attacked, **kwargs)
+            rows.append(dict(run=run, seed=s, **out))
+    fm = pd.DataFrame(rows)
+    fm["base_gap"] = fm.base_train - fm.base_test
+    fm["fm_gap"] = fm.fm_train - fm.fm_test_maps
+    return fm

@@ -1,0 +1,240 @@
+"""The figures and tables of the feature_cache chapter: each helper takes the experiments' results and returns
+a matplotlib figure or a pandas DataFrame formatted for reading (mean ± sd over seeds, our value beside the
+paper's)."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lastlayer.papers.feature_cache import reference as ref
+from lastlayer.plots import mean_band
+
+COLORS = {"normal": "C0", "caching": "C1", "random": "C2"}
+LABELS = {"normal": "normal", "caching": "caching", "random": "random drop (control)"}
+
+
+def _ms(values, scale=100.0, digits=1) -> str:
+    v = np.asarray(values, dtype=float) * scale
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
+
+
+# -- Figures 1-3 ----------------------------------------------------------------------------------------
+def class_centroids(split) -> torch.Tensor:
+    x, y = split.x.cpu(), split.y.cpu()
+    return torch.stack([x[y == c].mean(0) for c in range(len(split.classes))])
+
+
+def centroids(split):
+    import matplotlib.pyplot as plt
+    cents = class_centroids(split)
+    fig, axes = plt.subplots(1, len(cents), figsize=(10, 1.6))
+    for c, ax in enumerate(axes):
+        ax.imshow(cents[c, 0], cmap="gray")
+        ax.set_title(split.classes[c][:8], fontsize=9)
+        ax.axis("off")
+    return fig
+
+
+def outliers(split, digits=(3, 7), k=5):
+    """The k images of each digit farthest (Euclidean) from their class centroid."""
+    import matplotlib.pyplot as plt
+    cents, x, y = class_centroids(split), split.x.cpu(), split.y.cpu()
+    fig, axes = plt.subplots(len(digits), k, figsize=(7, 1.6 * len(digits)))
+    for row, digit in zip(axes, digits):
+        xc = x[y == digit]
+        dist = (xc - cents[digit]).flatten(1).norm(dim=1)
+        median = float(dist.median())
+        for ax, i in zip(row, dist.argsort(descending=True)[:k]):
+            ax.imshow(xc[i, 0], cmap="gray")
+            ax.set_title(f"d = {dist[i]:.1f} (median {median:.1f})", fontsize=8)
+            ax.axis("off")
+    return fig
+
+
+def tsne_map(sample, seed: int, iterations: int):
+    """t-SNE (scikit-learn, after a PCA to 50 dimensions, the usual first step) of raw images."""
+    import matplotlib.pyplot as plt
+    from sklearn.decomposition import PCA
+    from sklearn.manifold import TSNE
+    pixels = PCA(n_components=50, random_state=seed).fit_transform(sample.x.flatten(1).cpu().numpy())
+    emb = TSNE(n_components=2, init="pca", random_state=seed, perplexity=min(30, len(sample) // 4),
+               max_iter=iterations).fit_transform(pixels)
+    labels = sample.y.cpu().numpy()
+    fig, ax = plt.subplots(figsize=(6, 5))
+    for c in range(len(sample.classes)):
+        ax.scatter(*emb[labels == c].T, s=4, label=sample.classes[c], color=f"C{c % 10}")
+    ax.legend(markerscale=3, fontsize=8)
+    ax.set_xticks([]), ax.set_yticks([])
+    return fig
+
+
+# -- Figure 7 and the time -------------------------------------------------------------------------------
+def _per_epoch(sweep, trainer, column):
+    ep = sweep.epochs
+    return ep[ep.trainer == trainer].pivot(index="epoch", columns="seed", values=column)
+
+
+def fig7_table(sweep, n_train: int) -> pd.DataFrame:
+    acc = {t: _per_epoch(sweep, t, "test_acc") for t in ("normal", "caching")}
+    hits = _per_epoch(sweep, "caching", "cache_hits") / n_train
+    pad = lambda values: [values[e - 1] if e <= len(values) else np.nan for e in acc["normal"].index]
+    table = pd.DataFrame({
+        "normal, ours (%)": [_ms(r) for _, r in acc["normal"].iterrows()],
+        "normal, paper (%)": pad(ref.FIG7_NORMAL),
+        "caching, ours (%)": [_ms(r) for _, r in acc["caching"].iterrows()],
+        "caching, paper (%)": pad(ref.FIG7_CACHING),
+        "hits, ours (%)": [_ms(r) for _, r in hits.iterrows()],
+        "hits, paper (%)": [f"{100 * s:.1f}" if s == s else "" for s in pad(ref.FIG7_HIT_SHARE)]},
+        index=acc["normal"].index)
+    return table.fillna("")
+
+
+def fig7_plot(sweep, n_train: int):
+    import matplotlib.pyplot as plt
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    trainers = [t for t in ("normal", "caching", "random") if t in set(sweep.epochs.trainer)]
+    for t in trainers:
+        acc = _per_epoch(sweep, t, "test_acc")
+        mean_band(ax1, acc.index.values, 100 * acc.values, label=f"{LABELS[t]} (ours)", color=COLORS[t])
+    k = np.arange(1, ref.FIG7_EPOCHS + 1)
+    ax1.plot(k, ref.FIG7_NORMAL, "--", color=COLORS["normal"], label="normal (paper)")
+    ax1.plot(k, ref.FIG7_CACHING, "--", color=COLORS["caching"], label="caching (paper)")
+    ax1.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy per epoch")
+    ax1.legend(fontsize=8)
+    hits = _per_epoch(sweep, "caching", "cache_hits") / n_train
+    mean_band(ax2, hits.index.values, 100 * hits.values, label="cache hits (ours)", color=COLORS["caching"])
+    ax2.plot(k, [100 * s for s in ref.FIG7_HIT_SHARE], "--", color=COLORS["caching"], label="cache hits (paper)")
+    ax2.set(xlabel="epoch", ylabel="% of the training set", ylim=(0, 100), title="images dropped per epoch")
+    ax2.legend(fontsize=8)
+    return fig
+
+
+def time_plot(sweep, batch_size: int, target: float):
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for (t, b, s), h in sweep.histories.items():
+        if b == batch_size:
+            first = s == min(k[2] for k in sweep.histories if k[0] == t)
+            ax.plot(np.cumsum(h["seconds"]), 100 * np.array(h["test_acc"]), marker="o", ms=3, color=COLORS[t],
+                    alpha=0.8, label=LABELS[t] if first else None)
+    ax.axhline(100 * target, color="gray", ls=":", label="target")
+    ax.set(xlabel="training seconds (cumulative)", ylabel="test accuracy (%)")
+    ax.legend(fontsize=8)
+    return fig
+
+
+def timing_table(sweep) -> pd.DataFrame:
+    f = sweep.final
+    rows = {}
+    for t in [t for t in ("normal", "caching", "random") if t in set(f.trainer)]:
+        d = f[f.trainer == t]
+        reached = np.isfinite(d.seconds_to_target.values)
+        rows[LABELS[t]] = {"seconds per epoch": _ms(d.seconds_per_epoch, 1, 2),
+                           "images trained": f"{d.images_trained.mean():,.0f}",
+                           "seconds to the target": _ms(d.seconds_to_target[reached], 1, 1) if reached.any() else "never",
+                           "runs reaching the target": f"{reached.sum()} of {len(d)}"}
+    return pd.DataFrame(rows).T
+
+
+# -- Figure 8 ----------------------------------------------------------------------------------------------
+def fig8_table(sweep) -> pd.DataFrame:
+    f, paper = sweep.final, pd.DataFrame(ref.FIG8).set_index("batch_size")
+    rows = []
+    for b in sorted(set(f.batch_size)):
+        row = {"batch": b}
+        for t in ("normal", "caching"):
+            row[f"{t} test, ours (%)"] = _ms(f[(f.batch_size == b) & (f.trainer == t)].test_acc)
+            row[f"{t} test, paper (%)"] = paper[f"{t} test"].get(b, "")
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("batch")
+
+
+def fig8_plot(sweep, epochs: int):
+    import matplotlib.pyplot as plt
+    f, paper = sweep.final, pd.DataFrame(ref.FIG8).set_index("batch_size")
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, col in zip(axes, ("train_acc", "test_acc")):
+        for t in ("normal", "caching"):
+            piv = f[f.trainer == t].pivot(index="batch_size", columns="seed", values=col)
+            mean_band(ax, piv.index.values, 100 * piv.values, label=f"{t} (ours, {epochs} epochs)", log_x=True,
+                      color=COLORS[t])
+            ax.plot(paper.index, paper[f"{t} {col.split('_')[0]}"], "--", marker="x", color=COLORS[t],
+                    label=f"{t} (paper)")
+        ax.set(xlabel="batch size", title=f"{col.split('_')[0]} accuracy")
+        ax.set_xticks(paper.index, paper.index, fontsize=8)
+        ax.minorticks_off()
+    axes[0].set_ylabel("accuracy (%)")
+    axes[0].legend(fontsize=8)
+    return fig
+
+
+# -- Figures 9 and 10 -------------------------------------------------------------------------------------
+def fig9_table(fm) -> pd.DataFrame:
+    rows = []
+    for run, d in fm.groupby("run", sort=False):
+        p = ref.FIG9.get(run, (np.nan,) * 4)
+        rows.append({"run": run.replace(":", ", batch "),
+                     "base train / test, ours (%)": f"{_ms(d.base_train)} / {_ms(d.base_test)}",
+                     "base train / test, paper (%)": f"{p[0]} / {p[1]}",
+                     "maps train / test, ours (%)": f"{_ms(d.fm_train)} / {_ms(d.fm_test_maps)}",
+                     "maps train / test, paper (%)": f"{p[2]} / {p[3]}",
+                     "gap base / maps, ours (points)": f"{_ms(d.base_gap)} / {_ms(d.fm_gap)}",
+                     "maps model on clean images (%)": _ms(d.fm_test_images)})
+    return pd.DataFrame(rows).set_index("run")
+
+
+def fig9_plot(fm):
+    import matplotlib.pyplot as plt
+    runs = list(dict.fromkeys(fm.run))
+    fig, axes = plt.subplots(1, len(runs), figsize=(min(10, 3.4 * len(runs)), 3.6), squeeze=False, sharey=True)
+    cols = ("base_train", "base_test", "fm_train", "fm_test_maps")
+    xs = np.arange(4)
+    for ax, run in zip(axes[0], runs):
+        d = fm[fm.run == run]
+        ours = [100 * d[c].values for c in cols]
+        ax.bar(xs - 0.2, [v.mean() for v in ours], 0.4, yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in ours],
+               capsize=3, label="ours")
+        if run in ref.FIG9:
+            ax.bar(xs + 0.2, ref.FIG9[run], 0.4, alpha=0.7, label="paper")
+        ax.set_xticks(xs, ["base\ntrain", "base\ntest", "maps\ntrain", "maps\ntest"], fontsize=8)
+        ax.set(ylim=(0, 100), title=run.replace(":", ", batch "))
+    axes[0][0].set_ylabel("accuracy (%)")
+    axes[0][0].legend(fontsize=8)
+    return fig
+
+
+ATTACKS = [("fgsm_base", "base, FGSM"), ("fgsm_fm", "maps, FGSM via base"), ("fgsm_base2", "2nd base, FGSM via base"),
+           ("pgd_base", "base, PGD (own)"), ("pgd_fm", "maps, PGD (own)")]
+
+
+def fig10_table(fm, run: str, epsilons) -> pd.DataFrame:
+    d = fm[fm.run == run]
+    rows = []
+    for eps in epsilons:
+        pb, pf = ref.FIG10.get(eps, ("", ""))
+        row = {"eps": eps, "base, paper (%)": pb, "maps, paper (%)": pf}
+        row.update({label: _ms(d[f"{k}_{eps:g}"]) if f"{k}_{eps:g}" in d else "" for k, label in ATTACKS})
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("eps")
+
+
+def fig10_plot(fm, run: str, epsilons):
+    import matplotlib.pyplot as plt
+    d = fm[fm.run == run]
+    present = [(k, label) for k, label in ATTACKS if any(f"{k}_{e:g}" in d for e in epsilons)]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    w = 0.8 / (len(present) + 1)
+    xs = np.arange(len(epsilons))
+    for i, (k, label) in enumerate(present):
+        vals = [100 * d[f"{k}_{e:g}"].values if f"{k}_{e:g}" in d else np.full(1, np.nan) for e in epsilons]
+        ax.bar(xs + i * w, [v.mean() for v in vals], w, yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in vals],
+               capsize=3, label=f"{label} (ours)", color=f"C{i}")
+    ax.scatter(xs, [ref.FIG10.get(e, (np.nan,) * 2)[0] for e in epsilons], marker="x", color="k", zorder=3,
+               label="base (paper)")
+    ax.scatter(xs + w, [ref.FIG10.get(e, (np.nan,) * 2)[1] for e in epsilons], marker="*", color="k", zorder=3,
+               label="maps (paper)")
+    ax.set_xticks(xs + w * (len(present) - 1) / 2, [f"ε = {e:g}" for e in epsilons])
+    ax.set_ylabel("accuracy on attacked test images (%)")
+    ax.legend(fontsize=7, ncol=2)
+    return fig
