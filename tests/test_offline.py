@@ -31,7 +31,7 @@ def test_the_library_imports_only_what_a_gpu_machine_has_or_gets():
     """A new dependency must be added to the bundle (or be known to the GPU image), or the paper profiles
     break on the GPU machine. The book's build tools (jupyter-book, sphinx, myst) run elsewhere."""
     carried = {p.lower().replace("-", "_") for p in GPU_PACKAGES} | {"IPython", "matplotlib_inline", "zmq"}
-    build_only = {"jupyter_book", "sphinx", "myst_nb", "nbval", "pytest"}
+    build_only = {"jupyter_book", "sphinx", "myst_nb", "nbval", "pytest", "docutils", "mathjax"}
     unknown = {n for n in _third_party_imports()
                if n not in GPU_IMAGE and n.lower() not in carried and n not in carried and n not in build_only}
     assert unknown == set()

@@ -155,6 +155,20 @@ def glue_claims(report) -> None:
     glue("claims-table", claims_table(report), display=False)
 
 
+def claims_digest(report, exclude=(), digits: int = 4) -> None:
+    """Print each claim's verdict, estimate, interval and n at `digits` significant digits: the output that the
+    nbval references compare (tag the cell `nbval-check-output`). `exclude` names claims measured in wall-clock
+    time, which no two runs share."""
+    g = lambda x: "-" if x is None else f"{x:.{digits}g}"
+    for c in claims_of(report):
+        if c["id"] in exclude:
+            print(f"{c['id']}: measured in wall-clock time, not compared")
+            continue
+        for label, d in [(c["id"], c)] + [(f"  part {i + 1}", p) for i, p in enumerate(c.get("parts") or [])]:
+            lo, hi = d.get("interval") or (None, None)
+            print(f"{label}: {d['verdict']}; {g(d.get('estimate'))} [{g(lo)}, {g(hi)}] (n = {d.get('n')})")
+
+
 def fmt_mean_sd(values, scale: float = 1.0, digits: int = 1, unit: str = "", n: bool = False) -> str:
     """'94.6 ± 0.2%' from repeated measurements (sample sd; NaN ignored); '–' when there are none."""
     v = np.asarray(values, dtype=float).ravel() * scale

@@ -21,6 +21,15 @@ CHECK_TAG = "nbval-check-output"  # nbval 0.11's tag (or a `# NBVAL_CHECK_OUTPUT
 PROFILE = "smoke"
 
 
+def without_images(nb: dict) -> dict:
+    """nbval never compares images, so the references keep none: megabytes of PNG in git for nothing."""
+    for cell in nb["cells"]:
+        for output in cell.get("outputs", []):
+            for key in [k for k in output.get("data", {}) if k.startswith("image/")]:
+                output["data"][key] = ""
+    return nb
+
+
 def refresh(papers: list[str] | None, root: Path, out_dir: Path, progress: bool = False) -> list[Path]:
     """Execute each paper's notebook with the smoke profile into out_dir/<paper>.ipynb, where nbval runs it
     again (the kernel's working folder is out_dir in both runs)."""
@@ -33,12 +42,13 @@ def refresh(papers: list[str] | None, root: Path, out_dir: Path, progress: bool 
         paths, params, _ = prepare(paper, PROFILE, None, root)
         with tempfile.TemporaryDirectory(prefix=f"lastlayer-ref-{paper}-") as tmp:
             tmp = Path(tmp)
-            env = {RESULTS_ENV: str(tmp), PROFILE_ENV: PROFILE, DATA_ENV: str(data), "TQDM_DISABLE": "1"}
+            env = {RESULTS_ENV: str(tmp), PROFILE_ENV: PROFILE, DATA_ENV: str(data), "TQDM_DISABLE": "1",
+                   "LASTLAYER_CACHE": "off"}  # the references show a run, never a load from the cache
             with _environment(env), _quiet_papermill():
                 pm.execute_notebook(str(paths.notebook(paper)), str(tmp / "ref.ipynb"), parameters=params,
                                     kernel_name="python3", progress_bar=progress, cwd=str(out_dir),
                                     log_output=False, extra_arguments=KERNEL_ARGS)
-            nb = strip_volatile(json.loads((tmp / "ref.ipynb").read_text()))
+            nb = without_images(strip_volatile(json.loads((tmp / "ref.ipynb").read_text())))
             text = install.scrub(json.dumps(nb, indent=1, ensure_ascii=False),
                                  install.machine_paths(paths.root, tmp.resolve(), tmp, absolute=True))
             out = out_dir / f"{paper}.ipynb"

@@ -11,7 +11,7 @@ most the run in progress.
 
 Storage is `joblib.Memory` (maintained, hashes arguments by value, writes each result atomically — a killed
 process never leaves half a result that a later run would load). The folder is `$LASTLAYER_CACHE`
-(default `./build/cache`); `LASTLAYER_CACHE=off` disables the cache.
+(default `build/cache` in the project's folder); `LASTLAYER_CACHE=off` disables the cache.
 
 `$LASTLAYER_DEADLINE` (a unix time, set by `python -m lastlayer run --max-minutes`) makes a run that would have
 to train after that moment raise `DeadlineReached` instead, so a long profile can be executed in chunks that each
@@ -127,7 +127,12 @@ def _memorized(location: str):
 
 
 def cache_dir() -> Path | None:
-    value = os.environ.get(CACHE_ENV, "build/cache")
+    """$LASTLAYER_CACHE, else `build/cache` of the project holding this package (a notebook may run in any
+    folder: the runner executes it in a temporary one), else of the working folder."""
+    value = os.environ.get(CACHE_ENV)
+    if value is None:
+        project = PACKAGE_DIR.parent
+        return (project if (project / "notebooks").is_dir() else Path.cwd()) / "build" / "cache"
     return None if value.lower() in ("off", "0", "none", "") else Path(value).expanduser().resolve()
 
 
