@@ -28,8 +28,8 @@ from lastlayer.book import install
 from lastlayer.book.params import ParameterError, Parameter, format_value, parse_value, read_cell
 from lastlayer.book.params import check as check_values
 from lastlayer.book.report import PROFILE_ENV, RESULTS_ENV, git_commit, validate, write_json_atomic
+from lastlayer.provenance import PACKAGE_DIR, code_files
 
-PACKAGE_DIR = Path(__file__).resolve().parent.parent  # lastlayer/
 DEADLINE_ENV = "LASTLAYER_DEADLINE"
 DATA_ENV = "LASTLAYER_DATA"  # lastlayer.data reads it; named here so the command line starts without torch
 __all__ = ["RunnerError", "PartialRun", "run", "prepare", "parse_value", "format_value", "input_hash"]
@@ -153,21 +153,6 @@ def prepare(paper: str, profile: str = "cpu", overrides: dict | None = None,
     overrides = check_parameters(paper, dict(overrides or {}), declared)
     defaults = {name: p.default for name, p in declared.items()}
     return paths, {**defaults, **profiles[profile], **overrides}, overrides
-
-
-def code_files(paper: str, package_dir: Path = PACKAGE_DIR) -> list[Path]:
-    """The code that decides a paper's numbers: the core of the library and that paper's own package. The
-    book tooling (`lastlayer/book/`) runs and renders notebooks but computes nothing they report, and the
-    other papers' packages cannot reach this one (the core imports no paper), so editing them leaves it current."""
-    files = []
-    for f in sorted(package_dir.rglob("*.py")):
-        part = f.relative_to(package_dir).parts
-        if part[0] == "book" or f.name == "__main__.py":
-            continue
-        if part[0] == "papers" and len(part) > 2 and part[1] != paper:
-            continue
-        files.append(f)
-    return files
 
 
 def input_hash(paper: str, profile: str, params: dict, paths: Paths, package_dir: Path = PACKAGE_DIR) -> str:

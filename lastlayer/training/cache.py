@@ -29,38 +29,14 @@ from pathlib import Path
 
 import torch
 
+from lastlayer.provenance import PACKAGE_DIR, code_hash
+
 CACHE_ENV = "LASTLAYER_CACHE"
 DEADLINE_ENV = "LASTLAYER_DEADLINE"
-PACKAGE_DIR = Path(__file__).resolve().parent.parent  # lastlayer/
 
 
 class DeadlineReached(RuntimeError):
     """The time budget of this chunk is spent; rerun the same command to continue from the cached runs."""
-
-
-def code_files(paper: str | None) -> list[Path]:
-    """The code that decides a paper's numbers: the core of the library and that paper's own package.
-
-    The book tooling (`lastlayer/book/`) runs and renders notebooks but computes nothing they report, and the
-    other papers' packages cannot reach this one (the core imports no paper), so neither is included."""
-    files = []
-    for f in sorted(PACKAGE_DIR.rglob("*.py")):
-        parts = f.relative_to(PACKAGE_DIR).parts
-        if parts[0] == "book" or f.name == "__main__.py":
-            continue
-        if parts[0] == "papers" and len(parts) > 2 and parts[1] != paper:
-            continue
-        files.append(f)
-    return files
-
-
-@lru_cache(maxsize=None)
-def code_hash(paper: str | None) -> str:
-    h = hashlib.sha256()
-    for f in code_files(paper):
-        h.update(f.relative_to(PACKAGE_DIR).as_posix().encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
 
 
 def _paper_of(fn) -> str | None:
