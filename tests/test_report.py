@@ -91,3 +91,21 @@ def test_results_files_are_readable_by_everyone(tmp_path):
 
 def test_mean_std():
     assert mean_std([0.9, 1.0]) == "0.950 ± 0.071 (n=2)" and mean_std([0.5], 1, 100) == "50.0 ± nan (n=1)"
+
+
+def test_commit_is_dirty_only_when_the_sources_changed(tmp_path):
+    """A run that follows another finds the book's outputs changed: that does not make its code dirty."""
+    import subprocess
+    from lastlayer.book.report import git_commit
+    git = lambda *a: subprocess.run(["git", *a], cwd=tmp_path, check=True, capture_output=True)
+    git("init", "-q")
+    for f in ("lastlayer/core.py", "book/results/x.json"):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text("1\n")
+    git("add", "-A")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "init")
+    assert not git_commit(tmp_path).endswith("+dirty")
+    (tmp_path / "book/results/x.json").write_text("2\n")
+    assert not git_commit(tmp_path).endswith("+dirty")
+    (tmp_path / "lastlayer/core.py").write_text("2\n")
+    assert git_commit(tmp_path).endswith("+dirty")

@@ -35,12 +35,17 @@ def mean_std(values, digits: int = 3, scale: float = 1.0) -> str:
     return f"{v.mean():.{digits}f} ± {std:.{digits}f} (n={len(v)})"
 
 
+# What a run's outputs depend on. The book's own files (executed notebooks, results, generated pages) are not
+# among them: a run that follows another finds those changed and uncommitted, and its code is still clean.
+SOURCES = ("lastlayer", "notebooks", "pyproject.toml", "requirements.txt")
+
+
 def git_commit(cwd: str | os.PathLike | None = None) -> str:
-    """HEAD's short hash, with '+dirty' when tracked files differ from it; 'unknown' outside git."""
+    """HEAD's short hash, with '+dirty' when the sources (`SOURCES`) differ from it; 'unknown' outside git."""
     try:
         run = lambda *a: subprocess.run(["git", *a], cwd=cwd, capture_output=True, text=True, check=True).stdout
         head = run("rev-parse", "--short=12", "HEAD").strip()
-        dirty = run("status", "--porcelain", "--untracked-files=no").strip()
+        dirty = run("status", "--porcelain", "--untracked-files=no", "--", *SOURCES).strip()
         return head + ("+dirty" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
