@@ -230,6 +230,11 @@ def test_run_writes_the_pair_regenerates_pages_and_skips_unchanged(tmp_path, cap
     notebook = root / "notebooks" / "digit_pairs.ipynb"
     notebook.write_text(notebook.read_text().replace("# A title", "# A new title"))
     assert runner.status("digit_pairs", root) == "stale"
+    big = run(root, "paper")  # the paper scale lands beside the chapter's run, never over it
+    assert json.loads(saved.read_text()) == res and big["profile"] == "paper"
+    assert (root / "book" / "executed" / "paper" / "digit_pairs.ipynb").exists()
+    assert json.loads((root / "book" / "results" / "paper" / "digit_pairs.json").read_text()) == big
+    assert runner.status("digit_pairs", root, "paper") == "current"
 
 
 def test_stderr_in_a_cell_fails_the_run_and_keeps_the_outputs(tmp_path):
@@ -319,3 +324,26 @@ def test_makefile_copes_with_spaces(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "my project"]  # no junk folders
     assert sorted(p.name for p in project.iterdir()) == [".venv", "Makefile", "calls.jsonl", "fake python",
                                                         "pyproject.toml", "requirements.txt"]
+
+
+def test_rule_changes_are_listed_with_their_reason():
+    from lastlayer.book.runner import rule_changes
+    previous = {"claims": [{"id": "a", "declaration_hash": "1"}, {"id": "b", "declaration_hash": "2"},
+                           {"id": "gone", "declaration_hash": "3"}]}
+    now = {"claims": [{"id": "a", "declaration_hash": "1"}, {"id": "b", "declaration_hash": "9", "revised": "margin from the paper's table"},
+                      {"id": "new", "declaration_hash": "4"}]}
+    assert rule_changes(None, now) == []
+    assert rule_changes(previous, now) == [
+        {"id": "b", "change": "declaration changed", "reason": "margin from the paper's table"},
+        {"id": "gone", "change": "removed", "reason": "not stated"}]
+    now["claims"][1]["revised"] = ""
+    assert rule_changes(previous, now)[0]["reason"] == "not stated"
+
+
+def test_paper_scale_runs_land_beside_the_chapter():
+    from lastlayer.book.runner import Paths
+    paths = Paths(Path("/project"))
+    assert paths.executed("geometry") == Path("/project/book/executed/geometry.ipynb")
+    assert paths.executed("geometry", "paper") == Path("/project/book/executed/paper/geometry.ipynb")
+    assert paths.results("geometry", "smoke") == Path("/project/book/results/geometry.json")
+    assert paths.results("geometry", "paper") == Path("/project/book/results/paper/geometry.json")

@@ -56,13 +56,16 @@ def _parser() -> argparse.ArgumentParser:
 
 def print_status(root: Path) -> None:
     from lastlayer.book.pages import load_results
-    results = load_results(root)
-    for paper in PAPERS:
-        state = status(paper, root)
-        if paper in results:
-            r = results[paper]
-            state += f"; last run: profile {r['profile']}, {r['seconds'] / 60:.1f} min on {r['device']}"
-        print(f"{paper:18s} {state}")
+    for scale in ("cpu", "paper"):
+        results = load_results(root, scale)
+        for paper in PAPERS:
+            if scale == "paper" and paper not in results:
+                continue
+            state = status(paper, root, scale)
+            if paper in results:
+                r = results[paper]
+                state += f"; last run: profile {r['profile']}, {r['seconds'] / 60:.1f} min on {r['device']}"
+            print(f"{paper:18s} {'paper scale ' if scale == 'paper' else ''}{state}")
 
 
 def print_params(paper: str, root: Path) -> None:

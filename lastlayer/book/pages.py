@@ -69,17 +69,8 @@ def load_results(root: Path, scale: str = "cpu") -> dict[str, dict]:
 
 def chapter_status(root: Path, paper: str, scale: str = "cpu") -> str:
     """'current', or 'stale' when the notebook, its profile or the code changed since the stored run."""
-    from lastlayer.book.runner import Paths, RunnerError, input_hash, prepare, status
-    if scale == "cpu":
-        return status(paper, root)
-    res = json.loads(results_file(root, paper, "paper").read_text())
-    meta = json.loads(executed(root, paper, "paper").read_text()).get("metadata", {}).get("lastlayer", {})
-    try:
-        _, params, _ = prepare(paper, res.get("profile", "paper"), res.get("overrides", {}), Path(root))
-    except RunnerError:
-        return "stale"
-    digest = input_hash(paper, res.get("profile", "paper"), params, Paths(Path(root)))
-    return "current" if res.get("input_hash") == meta.get("input_hash") == digest else "stale"
+    from lastlayer.book.runner import status
+    return status(paper, root, scale)
 
 
 def _is_setup(c: dict) -> str:

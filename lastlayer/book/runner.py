@@ -64,11 +64,12 @@ class Paths:
     def profiles(self, paper: str) -> Path:
         return self.notebooks / f"{paper}.yml"
 
-    def executed(self, paper: str) -> Path:
-        return self.root / "book" / "executed" / f"{paper}.ipynb"
+    # The paper-scale run lives beside the chapter's (cpu) run, never over it: book/{executed,results}/paper/.
+    def executed(self, paper: str, profile: str = "cpu") -> Path:
+        return self.root / "book" / "executed" / ("paper" if profile == "paper" else "") / f"{paper}.ipynb"
 
-    def results(self, paper: str) -> Path:
-        return self.root / "book" / "results" / f"{paper}.json"
+    def results(self, paper: str, profile: str = "cpu") -> Path:
+        return self.root / "book" / "results" / ("paper" if profile == "paper" else "") / f"{paper}.json"
 
 
 def available_papers(root: Path | None = None) -> list[str]:
@@ -166,29 +167,29 @@ def input_hash(paper: str, profile: str, params: dict, paths: Paths, package_dir
     return h.hexdigest()[:16]
 
 
-def stored_hashes(paper: str, paths: Paths) -> tuple[str | None, str | None]:
+def stored_hashes(paper: str, paths: Paths, profile: str = "cpu") -> tuple[str | None, str | None]:
     """The input hash stored in the results file and the one stored in the executed notebook."""
-    res, exe = paths.results(paper), paths.executed(paper)
+    res, exe = paths.results(paper, profile), paths.executed(paper, profile)
     r = json.loads(res.read_text()).get("input_hash") if res.exists() else None
     e = json.loads(exe.read_text()).get("metadata", {}).get("lastlayer", {}).get("input_hash") if exe.exists() else None
     return r, e
 
 
-def status(paper: str, root: Path | None = None) -> str:
+def status(paper: str, root: Path | None = None, scale: str = "cpu") -> str:
     """'current', 'stale' (the code, notebook or profile changed since the stored run), 'not run' or
-    'no notebook'."""
+    'no notebook', for the chapter's run (scale 'cpu') or the paper-scale run beside it ('paper')."""
     paths = Paths(Path(root) if root else default_root())
     if not paths.notebook(paper).exists():
         return "no notebook"
-    if not paths.results(paper).exists():
+    if not paths.results(paper, scale).exists():
         return "not run"
-    old = json.loads(paths.results(paper).read_text())
+    old = json.loads(paths.results(paper, scale).read_text())
     try:
         _, params, _ = prepare(paper, old.get("profile", "cpu"), old.get("overrides", {}), paths.root)
     except RunnerError:
         return "stale"
     digest = input_hash(paper, old.get("profile", "cpu"), params, paths)
-    return "current" if stored_hashes(paper, paths) == (digest, digest) else "stale"
+    return "current" if stored_hashes(paper, paths, scale) == (digest, digest) else "stale"
 
 
 def command(paper: str, profile: str, overrides: dict) -> str:
@@ -215,13 +216,33 @@ def strip_volatile(nb: dict) -> dict:
     return nb
 
 
+def rule_changes(previous: dict | None, results: dict) -> list[dict]:
+    """Every claim whose declaration (statement, estimand, rule, parameters, setting ...) differs from the one
+    the previous run of this paper and scale judged, with the reason the claim's `revised` gives ('not stated'
+    when it gives none), and every claim the previous run had and this one lacks. A rule is never changed
+    silently: the chapter lists these."""
+    if not previous:
+        return []
+    before = {c["id"]: c.get("declaration_hash") for c in previous.get("claims", [])}
+    now = {c["id"]: c for c in results.get("claims", [])}
+    changes = [{"id": cid, "change": "declaration changed", "reason": c.get("revised") or "not stated"}
+               for cid, c in now.items() if cid in before and before[cid] != c.get("declaration_hash")]
+    changes += [{"id": cid, "change": "removed", "reason": "not stated"} for cid in before if cid not in now]
+    return changes
+
+
 def add_provenance(nb: dict, results: dict) -> dict:
     """A note under the title: which command, profile, device, torch, commit and wall time made this page."""
     minutes = results["seconds"] / 60
     cmd = command(results["paper"], results["profile"], results.get("overrides", {}))
     text = (f"```{{note}}\nThis page was executed by `{cmd}` on {results['device']} with torch "
             f"{results['torch']}, at commit `{results['commit']}`, in {minutes:.1f} minutes. "
-            f"Its claims and verdicts are in `book/results/{results['paper']}.json`.\n```")
+            f"Its claims and verdicts are in `book/results/{results['paper']}.json`.")
+    changes = results.get("rule_changes") or []
+    if changes:
+        text += "\n\nRules changed since the previous run: " + "; ".join(
+            f"`{c['id']}` ({c['change']}: {c['reason']})" for c in changes) + "."
+    text += "\n```"
     cell = {"cell_type": "markdown", "id": "provenance", "metadata": {}, "source": text}
     cells = [c for c in nb["cells"] if c.get("id") != "provenance"]
     first_md = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown"), -1)
@@ -316,7 +337,7 @@ def run(paper: str, profile: str = "cpu", overrides: dict | None = None, *, root
     if max_minutes is not None and not max_minutes > 0:
         raise RunnerError(f"--max-minutes must be positive, got {max_minutes}")
     try:
-        install.check_writable(paths.executed(paper).parent, paths.results(paper).parent,
+        install.check_writable(paths.executed(paper, profile).parent, paths.results(paper, profile).parent,
                                paths.root / "build" / "locks")
     except PermissionError as e:
         raise RunnerError(f"{e}: the run's outputs could not be installed; nothing was run") from None
@@ -329,9 +350,9 @@ def run(paper: str, profile: str = "cpu", overrides: dict | None = None, *, root
 
 def _run_locked(paper, profile, params, overrides, paths, data, force, progress, max_minutes) -> dict:
     digest = input_hash(paper, profile, params, paths)
-    if not force and stored_hashes(paper, paths) == (digest, digest):
+    if not force and stored_hashes(paper, paths, profile) == (digest, digest):
         print(f"{paper}: unchanged since its last run ({profile}), skipped; --force reruns it")
-        return json.loads(paths.results(paper).read_text())
+        return json.loads(paths.results(paper, profile).read_text())
 
     print(f"{paper}: executing {paths.notebook(paper).relative_to(paths.root)} with profile {profile!r}"
           + (f", overrides {overrides}" if overrides else ""), flush=True)
@@ -357,6 +378,9 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
         results = json.loads(res_file.read_text())
         results.update(profile=profile, parameters=params, overrides=overrides, commit=commit,
                        seconds=round(seconds, 1), input_hash=digest)
+        before = paths.results(paper, profile)
+        previous = json.loads(before.read_text()) if before.exists() else None
+        results["rule_changes"] = rule_changes(previous, results)
         problems = validate(results)
         nb = add_provenance(strip_volatile(json.loads(out.read_text())), results)
         problems += install.output_problems(nb)
@@ -371,15 +395,15 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
         staged = tmp / "results.json"
         write_json_atomic(staged, results)
         try:
-            install.install_pair({out: paths.executed(paper), staged: paths.results(paper)})
+            install.install_pair({out: paths.executed(paper, profile), staged: paths.results(paper, profile)})
         except OSError as e:
             failed = install.keep_failed(paths.root, paper, out, results)
             raise RuntimeError(f"{paper}: could not install the outputs into the book ({e}); both book files "
                                f"are as before, the computed outputs are in {failed}") from None
     from lastlayer.book.pages import write_pages  # the scorecard and run-time pages follow the results
     write_pages(paths.root)
-    print(f"{paper}: done in {seconds / 60:.1f} min -> {paths.executed(paper).relative_to(paths.root)}, "
-          f"{paths.results(paper).relative_to(paths.root)}", flush=True)
+    print(f"{paper}: done in {seconds / 60:.1f} min -> {paths.executed(paper, profile).relative_to(paths.root)}, "
+          f"{paths.results(paper, profile).relative_to(paths.root)}", flush=True)
     return results
 
 
