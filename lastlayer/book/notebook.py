@@ -6,7 +6,8 @@
     report = nb.start("digit_pairs", globals())   # the cell after it
 
 `start` collects the parameters (every public name the parameters cell and papermill's injected cell
-defined), seeds everything, sets the plotting style, prints the environment, and returns the `Report`.
+defined), applies a `cpu_threads` (or `threads`) parameter, seeds everything, sets the plotting style, prints
+the environment, and returns the `Report`.
 """
 from __future__ import annotations
 
@@ -30,6 +31,9 @@ def start(paper: str, namespace: dict) -> Report:
     params = {k: v for k, v in namespace.items() if k not in _marked and not k.startswith("_")}
     if not params:
         raise RuntimeError("no parameters found: call nb.mark(globals()) in the cell before the parameters cell")
+    threads = params.get("cpu_threads", params.get("threads"))
+    if threads:  # before the device is described, so the record names the threads the run uses
+        torch.set_num_threads(int(threads))
     device = resolve_device(params.get("device", "auto"))
     namespace["device"] = str(device)
     seed_everything(int(params.get("seed", 0)))
