@@ -63,3 +63,22 @@ def test_glue_matches_myst_nb_without_needing_it(monkeypatch):
     nb.glue("x", 0.125)
     myst_nb.glue("x", 0.125, display=False)
     assert seen[0] == seen[1] and "application/papermill.record/text/plain" in seen[0][0][0]
+
+
+def test_glue_stores_numpy_scalars_as_plain_numbers(monkeypatch):
+    """myst-nb formats {glue:text}`x:.1f` from the text; 'np.float64(0.5)' would break the book's build."""
+    import IPython.display
+    import numpy as np
+
+    import lastlayer.book.notebook as nb
+    from lastlayer.book.install import output_problems
+    seen = []
+    monkeypatch.setattr(IPython.display, "display", lambda *a, **k: seen.append((a, k)))
+    nb.glue("x", np.float64(0.5))
+    nb.glue("n", np.int64(3))
+    assert [s[0][0]["application/papermill.record/text/plain"] for s in seen] == ["0.5", "3"]
+    bad = {"cells": [{"cell_type": "code", "source": "glue(x)", "outputs": [
+        {"output_type": "display_data", "metadata": {"scrapbook": {"name": "x"}},
+         "data": {"application/papermill.record/text/plain": "np.float64(0.5)"}}]}]}
+    assert output_problems(bad) == ["cell 0 ('glue(x)') glues 'x' as 'np.float64(0.5)', which the book "
+                                    "cannot format as a number (glue a Python int or float)"]

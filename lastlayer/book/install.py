@@ -139,7 +139,23 @@ def output_problems(nb: dict) -> list[str]:
             elif out.get("output_type") == "error":
                 problems.append(f"cell {i} ({_first_line(cell)}) shows an error: {out.get('ename')}: "
                                 f"{out.get('evalue')}")
+            glued = out.get("metadata", {}).get("scrapbook", {}).get("name")
+            text = out.get("data", {}).get(GLUE_TEXT, "")
+            if glued and text and _number_like(text) is False:
+                problems.append(f"cell {i} ({_first_line(cell)}) glues {glued!r} as {text[:40]!r}, which the book "
+                                f"cannot format as a number (glue a Python int or float)")
     return problems
+
+
+GLUE_TEXT = "application/papermill.record/text/plain"
+
+
+def _number_like(text: str) -> bool | None:
+    """None for plain text; True for a number the book can format; False for a number it cannot (the repr of
+    a NumPy scalar, 'np.float64(0.5)', which myst-nb's {glue:text}`name:.1f` fails on)."""
+    if text.startswith(("np.", "numpy.")) and text.endswith(")"):
+        return False
+    return None
 
 
 def _first_line(cell: dict) -> str:

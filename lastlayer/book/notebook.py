@@ -59,6 +59,8 @@ def glue(name: str, value, display: bool = False) -> None:
     the notebook machinery is installed, not the book's build tools (e.g. on an offline GPU machine)."""
     from IPython.core.formatters import format_display_data
     from IPython.display import display as ipy_display
+    if hasattr(value, "item") and getattr(value, "ndim", None) == 0:  # a NumPy or torch scalar: its repr,
+        value = value.item()                                           # 'np.float64(0.5)', is no number to format
     bundle, metadata = format_display_data(value)
     prefix = "" if display else GLUE_PREFIX
     metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
