@@ -82,3 +82,14 @@ def test_glue_stores_numpy_scalars_as_plain_numbers(monkeypatch):
          "data": {"application/papermill.record/text/plain": "np.float64(0.5)"}}]}]}
     assert output_problems(bad) == ["cell 0 ('glue(x)') glues 'x' as 'np.float64(0.5)', which the book "
                                     "cannot format as a number (glue a Python int or float)"]
+
+
+def test_a_figure_cell_without_an_image_keeps_the_run_out_of_the_book():
+    from lastlayer.book.install import output_problems
+    cell = {"cell_type": "code", "source": "figures.plot(runs);", "metadata": {"mystnb": {"figure": {"name": "fig-x"}}},
+            "outputs": []}
+    assert output_problems({"cells": [cell]}) == [
+        "cell 0 ('figures.plot(runs);') is the figure 'fig-x' but drew no image (a non-interactive matplotlib "
+        "backend, e.g. MPLBACKEND=Agg, shows none)"]
+    cell["outputs"] = [{"output_type": "display_data", "data": {"image/png": "..."}}]
+    assert output_problems({"cells": [cell]}) == []

@@ -144,6 +144,10 @@ def output_problems(nb: dict) -> list[str]:
             if glued and text and _number_like(text) is False:
                 problems.append(f"cell {i} ({_first_line(cell)}) glues {glued!r} as {text[:40]!r}, which the book "
                                 f"cannot format as a number (glue a Python int or float)")
+        figure = cell.get("metadata", {}).get("mystnb", {}).get("figure")
+        if figure and not any(k.startswith("image/") for o in cell.get("outputs", []) for k in o.get("data", {})):
+            problems.append(f"cell {i} ({_first_line(cell)}) is the figure {figure.get('name', '')!r} but drew no "
+                            f"image (a non-interactive matplotlib backend, e.g. MPLBACKEND=Agg, shows none)")
     return problems
 
 

@@ -45,6 +45,10 @@ def start(paper: str, namespace: dict) -> Report:
 
 
 def _plot_style() -> None:
+    from IPython import get_ipython
+    shell = get_ipython()
+    if shell is not None:  # in a kernel, figures go into the notebook whatever MPLBACKEND says (Agg shows none)
+        shell.run_line_magic("matplotlib", "inline")
     from lastlayer.plots import use_book_style
     use_book_style()  # one style for every figure of the book (retina PNG, fonts sized for the column)
 
