@@ -217,6 +217,9 @@ def test_run_writes_the_pair_regenerates_pages_and_skips_unchanged(tmp_path, cap
     executed = json.loads((root / "book" / "executed" / "digit_pairs.ipynb").read_text())
     note = "".join(executed["cells"][1]["source"])
     assert executed["cells"][1]["id"] == "provenance" and "run digit_pairs --profile smoke -p lr 0.5`" in note
+    folded = [c["metadata"]["tags"] for c in executed["cells"] if "parameters" in c["metadata"].get("tags", [])
+              or "injected-parameters" in c["metadata"].get("tags", [])]
+    assert len(folded) == 2 and all("hide-input" in t for t in folded)
     text = json.dumps(executed)
     assert "start_time" not in text and "duration" not in text
     assert str(tmp_path) not in text and sys.prefix not in text and "lastlayer-digit_pairs-" not in text

@@ -245,6 +245,10 @@ def add_provenance(nb: dict, results: dict) -> dict:
     text += "\n```"
     cell = {"cell_type": "markdown", "id": "provenance", "metadata": {}, "source": text}
     cells = [c for c in nb["cells"] if c.get("id") != "provenance"]
+    for c in cells:  # the parameters as declared and as run: folded, one click away
+        tags = c.setdefault("metadata", {}).setdefault("tags", [])
+        if {"parameters", "injected-parameters"} & set(tags) and "hide-input" not in tags:
+            tags.append("hide-input")
     first_md = next((i for i, c in enumerate(cells) if c["cell_type"] == "markdown"), -1)
     cells.insert(first_md + 1, cell)
     nb["cells"] = cells
