@@ -18,13 +18,14 @@ def test_quick_bench_writes_one_file_per_device(tmp_path, data_root, capsys):
     for key in ("canonical_images_per_s", "fit_images_per_s", "floor_images_per_s"):
         assert t[key] > 0, key
     assert t["graphed_floor_images_per_s"] is None  # CUDA graphs exist only on a GPU
+    assert t["layout"] == "channels_last" and t["floor_nchw_images_per_s"] > 0  # fit's CPU layout, and NCHW's
     assert t["speedup_vs_canonical"] == pytest.approx(t["fit_images_per_s"] / t["canonical_images_per_s"])
     assert t["fit_over_floor"] == pytest.approx(t["floor_images_per_s"] / t["fit_images_per_s"])
     (g,) = bench["papers"]["digit_pairs"]
     assert g["models"] == 10 and g["speedup"] == pytest.approx(g["sequential_s_per_epoch"] / g["grouped_s_per_epoch"])
     table = markdown_table(bench)
     assert table in capsys.readouterr().out
-    assert "digit_pairs/bench.py" in table and "graphed floor" not in table
+    assert "digit_pairs/bench.py" in table and "graphed floor" not in table and "NCHW layout" in table
 
 
 def test_benches_of_several_devices_load_cpu_first(tmp_path):

@@ -85,6 +85,9 @@ def test_times_table_flags_stale_runs():
     cpu = {"geometry": _results("geometry", [_claim("a", "reproduced")])}
     assert "| stale |" in times_table(cpu, states={("geometry", "cpu"): "stale"})
     assert "| current |" in times_table(cpu, states={("geometry", "cpu"): "current"})
+    assert "worker processes" not in times_table(cpu)
+    cpu["geometry"]["workers"] = 4
+    assert "min (4 worker processes) |" in times_table(cpu)  # a wall time of parallel runs says so
 
 
 @pytest.mark.parametrize("paper", available_papers(ROOT))

@@ -11,7 +11,8 @@ import pytest
 import torch
 
 from lastlayer.training import cache
-from lastlayer.training.cache import DeadlineReached, cached_run, fingerprint
+from lastlayer.training.cache import DeadlineReached, cached_run, cached_runs, fingerprint
+from tests.helpers.slow_runs import failing_run, meeting_run, one_run
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = []
@@ -96,3 +97,43 @@ def test_killed_profile_resumes_repeating_at_most_one_run(tmp_path):
     fresh = subprocess.run(cmd[:-2] + [str(tmp_path / "log2"), "0"], cwd=ROOT,
                            env={**env, cache.CACHE_ENV: "off"}, capture_output=True, text=True, check=True)
     assert resumed.stdout == fresh.stdout  # the resumed profile gives the numbers of an uninterrupted one
+
+
+def test_runs_train_in_worker_processes_and_load_in_order(store, tmp_path, monkeypatch):
+    log = tmp_path / "log"
+    calls = [functools.partial(one_run, seed, str(log), 0.3) for seed in range(4)]
+    monkeypatch.setenv(cache.WORKERS_ENV, "2")
+    results = cached_runs(calls)
+    assert [r["seed"] for r in results] == [0, 1, 2, 3]
+    starts = [line.split() for line in log.read_text().splitlines() if line.startswith("start")]
+    assert sorted(s for _, s, _ in starts) == ["0", "1", "2", "3"]  # each run trained once ...
+    assert str(os.getpid()) not in {pid for *_, pid in starts}  # ... by the workers
+    monkeypatch.setenv(cache.CACHE_ENV, "off")
+    alone = [one_run(seed, str(tmp_path / "log2"), 0) for seed in range(4)]
+    assert all(torch.equal(r["w"], a["w"]) for r, a in zip(results, alone))  # what one process computes
+    monkeypatch.setenv(cache.CACHE_ENV, str(store))
+    monkeypatch.setenv(cache.DEADLINE_ENV, str(time.time() - 1))
+    assert [r["seed"] for r in cached_runs(calls)] == [0, 1, 2, 3]  # all stored: loads past the deadline
+    assert len(log.read_text().splitlines()) == 8
+
+
+def test_workers_train_at_the_same_time(store, tmp_path):
+    log = tmp_path / "log"
+    start = time.time()
+    assert cached_runs([functools.partial(meeting_run, seed, str(log)) for seed in range(2)], n_workers=2) == [0, 1]
+    assert time.time() - start < 50  # neither run waited out its minute: both were in progress at once
+
+
+def test_worker_errors_and_deadlines_reach_the_caller(store, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="run 2 failed"):
+        cached_runs([functools.partial(failing_run, seed) for seed in range(4)], n_workers=2)
+    assert cache.is_cached(functools.partial(failing_run, 1))  # a run finished before the error stays stored
+    monkeypatch.setenv(cache.DEADLINE_ENV, str(time.time() - 1))
+    with pytest.raises(DeadlineReached, match="one_run"):  # no worker starts after the deadline
+        cached_runs([functools.partial(one_run, seed, str(tmp_path / "log"), 0) for seed in range(3)], n_workers=2)
+    assert not (tmp_path / "log").exists()
+    with pytest.raises(TypeError, match="functools.partial"):
+        cached_runs([one_run])
+    monkeypatch.setenv(cache.WORKERS_ENV, "two")
+    with pytest.raises(ValueError, match="LASTLAYER_WORKERS must be a whole number"):
+        cached_runs([functools.partial(failing_run, 1)])

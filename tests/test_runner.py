@@ -266,6 +266,25 @@ def test_deadline_stops_a_run_as_partial(tmp_path):
     assert not list((root / "book" / "results").iterdir())
 
 
+def test_workers_reach_the_kernel_and_the_record_but_not_the_hash(tmp_path, monkeypatch):
+    """`--workers 2`: a notebook's runs train in two worker processes at once, spawned from the kernel."""
+    body = ("import functools, os\nfrom lastlayer.training.cache import cached_runs\n"
+            "from tests.helpers.slow_runs import meeting_run\nassert os.environ['LASTLAYER_WORKERS'] == '2'\n"
+            f"assert cached_runs([functools.partial(meeting_run, s, {str(tmp_path / 'log')!r}) for s in (0, 1)]) == [0, 1]\n"
+            + SAVE)
+    root = make_project(tmp_path, body=body)
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    monkeypatch.setenv("LASTLAYER_CACHE", str(tmp_path / "cache"))
+    for bad in (0, 2.5, True):
+        with pytest.raises(RunnerError, match="--workers must be a whole number"):
+            run(root, workers=bad)
+    start = time.time()
+    res = run(root, workers=2)
+    assert res["workers"] == 2 and time.time() - start < 50  # the two runs met: neither waited out its minute
+    assert len({line.split()[2] for line in (tmp_path / "log").read_text().splitlines()}) == 2
+    assert runner.status("digit_pairs", root) == "current"  # the speed of a run is no input of its numbers
+
+
 def test_sigterm_cleans_up_the_temporary_folder_and_the_kernel(tmp_path):
     root = make_project(tmp_path, body="import time\ntime.sleep(120)")
     tmp, runtime = tmp_path / "tmp", tmp_path / "runtime"

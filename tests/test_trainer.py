@@ -5,7 +5,7 @@ import torch.nn as nn
 from lastlayer.data import Split
 from lastlayer.training.callbacks import GradientNorms
 from lastlayer.training.trainer import (Callback, NonFiniteLossError, TrainConfig, evaluate, fit, make_optimizer,
-                               resolve_device, seed_everything)
+                                        resolve_device, seed_everything, uses_channels_last)
 
 
 def blobs(n=400, seed=0):
@@ -79,6 +79,32 @@ def test_bf16_autocast_and_channels_last_train():
     assert result.history["test_acc"][-1] > 0.9
     with pytest.raises(ValueError, match="amp"):
         fit(conv, data, None, TrainConfig(epochs=1, amp="fp8"))
+
+
+def test_channels_last_changes_only_the_rounding_and_gives_the_model_back():
+    """The NHWC layout (the CPU default for image batches) trains the same function as NCHW, up to the order of
+    floating-point sums, and the caller gets its model back in the default layout."""
+    g = torch.Generator().manual_seed(1)
+    data = Split(torch.randn(256, 3, 8, 8, generator=g), torch.randint(0, 4, (256,), generator=g))
+    losses, seen = {}, {}
+
+    class Layout(Callback):
+        def after_backward(self, model, epoch, batch):
+            seen[layout] = model[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+    for layout in (False, True, None):
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                            nn.Linear(8 * 3 * 3, 4))
+        result = fit(net, data, data, TrainConfig(epochs=2, batch_size=32, lr=0.05, channels_last=layout,
+                                                  device="cpu"), callbacks=[Layout()])
+        losses[layout] = result.history["train_loss"] + result.history["test_loss"]
+        assert net[0].weight.is_contiguous()
+    assert seen == {False: False, True: True, None: True}  # None: NHWC on a CPU
+    assert losses[True] == losses[None]
+    assert losses[True] == pytest.approx(losses[False], rel=1e-4)
+    assert not uses_channels_last(TrainConfig(), torch.device("cpu"), torch.zeros(4, 2))  # not images
+    assert not uses_channels_last(TrainConfig(), torch.device("cuda"), torch.zeros(1, 1, 2, 2))  # fp32 on CUDA
 
 
 def test_filter_batch_drops_examples():

@@ -29,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="run even if nothing changed since the last run")
     r.add_argument("--max-minutes", type=float, default=None, metavar="M",
                    help="stop after about M minutes (exit 3); finished runs are cached, so the same command continues")
+    r.add_argument("--workers", type=int, default=1, metavar="N",
+                   help="train up to N of an experiment's independent runs at once, in worker processes (for a "
+                        "GPU; default 1). It changes the speed, not the numbers")
 
     b = sub.add_parser("book", help="run every paper (skipping unchanged ones), then build the HTML")
     b.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
@@ -94,7 +97,8 @@ def main(argv: list[str] | None = None) -> None:
                 overrides = {name: parse_value(value) for name, value in args.param}
             except ParameterError as e:
                 raise RunnerError(str(e)) from None
-            run(args.paper, args.profile, overrides, root=root, force=args.force, max_minutes=args.max_minutes)
+            run(args.paper, args.profile, overrides, root=root, force=args.force, max_minutes=args.max_minutes,
+                workers=args.workers)
         elif args.command == "book":
             papers = available_papers(root)
             for i, paper in enumerate(papers, 1):

@@ -12,7 +12,7 @@ pyyaml and tqdm, but no network and none of the notebook machinery (papermill an
 On the GPU machine, from a copy of the repository with that folder inside it:
 
     source build/gpu/setup.sh
-    python -m lastlayer run geometry --profile paper --max-minutes 9   # repeat until it reports done
+    python -m lastlayer run geometry --profile paper --max-minutes 9 --workers 4   # repeat until it reports done
 
 Each finished training run is stored in `build/cache/` (the run cache), so a chunk that stops at its time
 limit loses at most the run in progress; carry `build/cache/` along between chunks if the machine is not kept.

@@ -106,7 +106,13 @@ def totals(results: dict[str, dict]) -> str:
 def _provenance(r: dict, scale: str, state: str | None) -> str:
     stale = f' {badge("stale")} its inputs changed since this run: rerun it.' if state == "stale" else ""
     return (f"{scale} scale: profile <code>{_e(r['profile'])}</code> on {_e(r['device'])}, torch {_e(r['torch'])}, "
-            f"commit <code>{_e(r['commit'])}</code>, {r['seconds'] / 60:.1f} min.{stale}")
+            f"commit <code>{_e(r['commit'])}</code>, {_minutes(r)}.{stale}")
+
+
+def _minutes(r: dict) -> str:
+    """The wall time, and how many runs trained at once where more than one (`run --workers`)."""
+    workers = r.get("workers", 1)
+    return f"{r['seconds'] / 60:.1f} min" + (f" ({workers} worker processes)" if workers > 1 else "")
 
 
 def paper_section(paper: str, r: dict, big: dict | None, states: dict) -> str:
@@ -163,7 +169,7 @@ def times_table(results: dict[str, dict], paper_results: dict[str, dict] | None 
         for paper, r in rs.items():
             lines.append(f"| {TITLES[paper]} | `{r['profile']}` | "
                          f"{states.get((paper, scale), 'current')} | {r['device']} | {r['torch']} | "
-                         f"{r['seconds'] / 60:.1f} min | `{r['commit']}` |")
+                         f"{_minutes(r)} | `{r['commit']}` |")
     return "\n".join(lines) + "\n"
 
 

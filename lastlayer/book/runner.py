@@ -30,7 +30,8 @@ from lastlayer.book.params import check as check_values
 from lastlayer.book.report import PROFILE_ENV, RESULTS_ENV, git_commit, validate, write_json_atomic
 from lastlayer.provenance import PACKAGE_DIR, code_files
 
-DEADLINE_ENV = "LASTLAYER_DEADLINE"
+DEADLINE_ENV = "LASTLAYER_DEADLINE"  # the run cache's names (lastlayer.training.cache), kept torch-free here
+WORKERS_ENV = "LASTLAYER_WORKERS"
 DATA_ENV = "LASTLAYER_DATA"  # lastlayer.data reads it; named here so the command line starts without torch
 __all__ = ["RunnerError", "PartialRun", "run", "prepare", "parse_value", "format_value", "input_hash"]
 
@@ -334,12 +335,18 @@ def _execute(paper: str, paths: Paths, params: dict, tmp: Path, env: dict, progr
 
 
 def run(paper: str, profile: str = "cpu", overrides: dict | None = None, *, root: Path | None = None,
-        force: bool = False, progress: bool = True, max_minutes: float | None = None) -> dict:
-    """Execute one paper's notebook; return its results dict (the existing one if skipped)."""
+        force: bool = False, progress: bool = True, max_minutes: float | None = None,
+        workers: int = 1) -> dict:
+    """Execute one paper's notebook; return its results dict (the existing one if skipped).
+
+    `workers`: how many of an experiment's independent runs train at once, in worker processes (the run cache's
+    `cached_runs`); it changes how fast a run goes, not what it computes, so it is recorded but not hashed."""
     paths, params, overrides = prepare(paper, profile, overrides, root)
     data = data_folder()
     if max_minutes is not None and not max_minutes > 0:
         raise RunnerError(f"--max-minutes must be positive, got {max_minutes}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise RunnerError(f"--workers must be a whole number of at least 1, got {workers!r}")
     try:
         install.check_writable(paths.executed(paper, profile).parent, paths.results(paper, profile).parent,
                                paths.root / "build" / "locks")
@@ -347,12 +354,13 @@ def run(paper: str, profile: str = "cpu", overrides: dict | None = None, *, root
         raise RunnerError(f"{e}: the run's outputs could not be installed; nothing was run") from None
     try:
         with install.paper_lock(paths.root, paper), _terminated_cleanly():
-            return _run_locked(paper, profile, params, overrides, paths, data, force, progress, max_minutes)
+            return _run_locked(paper, profile, params, overrides, paths, data, force, progress, max_minutes,
+                               workers)
     except install.BusyError as e:
         raise RunnerError(str(e)) from None
 
 
-def _run_locked(paper, profile, params, overrides, paths, data, force, progress, max_minutes) -> dict:
+def _run_locked(paper, profile, params, overrides, paths, data, force, progress, max_minutes, workers) -> dict:
     digest = input_hash(paper, profile, params, paths)
     if not force and stored_hashes(paper, paths, profile) == (digest, digest):
         print(f"{paper}: unchanged since its last run ({profile}), skipped; --force reruns it")
@@ -365,7 +373,7 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
     with tempfile.TemporaryDirectory(prefix=f"lastlayer-{paper}-") as tmp:
         tmp = Path(tmp)
         env = {RESULTS_ENV: str(tmp), PROFILE_ENV: profile, "TQDM_DISABLE": "1", DATA_ENV: str(data),
-               "PYDEVD_DISABLE_FILE_VALIDATION": "1"}
+               "PYDEVD_DISABLE_FILE_VALIDATION": "1", WORKERS_ENV: str(workers)}
         if max_minutes is not None:
             env[DEADLINE_ENV] = str(start_wall + 60 * max_minutes)
         start = time.perf_counter()
@@ -381,7 +389,7 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
             raise RuntimeError(f"{paper}: the notebook ran but wrote no results (does it end with report.save()?)")
         results = json.loads(res_file.read_text())
         results.update(profile=profile, parameters=params, overrides=overrides, commit=commit,
-                       seconds=round(seconds, 1), input_hash=digest)
+                       seconds=round(seconds, 1), workers=workers, input_hash=digest)
         before = paths.results(paper, profile)
         previous = json.loads(before.read_text()) if before.exists() else None
         results["rule_changes"] = rule_changes(previous, results)

@@ -9,6 +9,16 @@ Change any of them and the run trains again; change nothing and a rerun of a not
 Because each finished run is stored the moment it ends, a paper profile stopped at any point resumes losing at
 most the run in progress.
 
+Independent runs (the seeds and arms of one experiment) can train several at once in worker processes:
+
+    runs = cached_runs([functools.partial(train_one, arm, seed, train, test, config) for arm in arms ...])
+
+with `$LASTLAYER_WORKERS` processes (`python -m lastlayer run --workers N`; default 1, one after another).
+Each worker stores its runs in the cache and the caller loads them from there, so the result is the same list,
+in the same order, as one run after another. That pays on a GPU, where one small model cannot keep the card
+busy and the host's per-step overhead is the limit (several processes issue their kernels side by side); on a
+CPU the cores are already shared by one run's threads, so the default stays 1 there.
+
 Storage is `joblib.Memory` (maintained, hashes arguments by value, writes each result atomically — a killed
 process never leaves half a result that a later run would load). The folder is `$LASTLAYER_CACHE`
 (default `build/cache` in the project's folder); `LASTLAYER_CACHE=off` disables the cache.
@@ -33,6 +43,7 @@ from lastlayer.provenance import PACKAGE_DIR, code_hash
 
 CACHE_ENV = "LASTLAYER_CACHE"
 DEADLINE_ENV = "LASTLAYER_DEADLINE"
+WORKERS_ENV = "LASTLAYER_WORKERS"
 
 
 class DeadlineReached(RuntimeError):
@@ -122,23 +133,98 @@ def deadline() -> float | None:
         raise ValueError(f"{DEADLINE_ENV} must be a unix time in seconds, not {value!r}") from None
 
 
+def workers() -> int:
+    """How many runs `cached_runs` trains at once: $LASTLAYER_WORKERS, default 1."""
+    value = os.environ.get(WORKERS_ENV, "1")
+    try:
+        n = int(value)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{WORKERS_ENV} must be a whole number of at least 1, not {value!r}")
+    return n
+
+
+def _key(fn, args, kwargs, device_kind: str | None) -> str:
+    if device_kind is None:
+        device_kind = "cuda" if torch.cuda.is_available() else "cpu"
+    return fingerprint((f"{fn.__module__}.{fn.__qualname__}", code_hash(_paper_of(fn)), torch.__version__,
+                        device_kind, args, kwargs))
+
+
 def cached_run(fn, *args, device_kind: str | None = None, **kwargs):
     """`fn(*args, **kwargs)`, or its stored result when the same call with the same code ran before.
 
     `device_kind` ('cpu', 'cuda', ...) enters the key: results from another kind of device are not reused
     (floating point differs). By default it is the kind torch would pick ('cuda' when available)."""
-    if device_kind is None:
-        device_kind = "cuda" if torch.cuda.is_available() else "cpu"
     location = cache_dir()
     if location is None:
         _check_deadline(fn)
         return fn(*args, **kwargs)
-    key = fingerprint((f"{fn.__module__}.{fn.__qualname__}", code_hash(_paper_of(fn)), torch.__version__,
-                       device_kind, args, kwargs))
+    key = _key(fn, args, kwargs, device_kind)
     memorized = _memorized(str(location))
     if not memorized.check_call_in_cache(key, fn, args, kwargs):
         _check_deadline(fn)
     return memorized(key, fn, args, kwargs)
+
+
+def is_cached(call: functools.partial) -> bool:
+    """Whether `cached_run(call.func, *call.args, **call.keywords)` would load rather than train."""
+    location = cache_dir()
+    return location is not None and _memorized(str(location)).check_call_in_cache(
+        _key(call.func, call.args, call.keywords, None), call.func, call.args, call.keywords)
+
+
+def cached_runs(calls, n_workers: int | None = None) -> list:
+    """`[cached_run(c.func, *c.args, **c.keywords) for c in calls]` for `functools.partial` calls, with the runs
+    that must train trained `n_workers` at a time (default `$LASTLAYER_WORKERS`) in worker processes.
+
+    The workers store every finished run in the cache; the list is then loaded from it in order, so it is the
+    one a single process computes. Without a cache (`LASTLAYER_CACHE=off`) the runs go one after another.
+    An error in a worker stops the others' queue and is raised here; at the deadline the runs in progress finish
+    and are stored, and `DeadlineReached` names the first run still missing."""
+    calls = list(calls)
+    for c in calls:
+        if not isinstance(c, functools.partial):
+            raise TypeError(f"cached_runs takes functools.partial calls, not {c!r}")
+    n_workers = workers() if n_workers is None else n_workers
+    if n_workers > 1 and cache_dir() is not None:
+        missing = [c for c in calls if not is_cached(c)]
+        limit = deadline()
+        if len(missing) > 1 and (limit is None or time.time() < limit):
+            _train_in_workers(missing, min(n_workers, len(missing)))
+    return [cached_run(c.func, *c.args, **c.keywords) for c in calls]
+
+
+def _worker_start(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+def _worker_run(call: functools.partial) -> None:
+    """Train and store one run; nothing travels back but an error (the caller loads from the cache)."""
+    try:
+        cached_run(call.func, *call.args, **call.keywords)
+    except DeadlineReached:
+        pass  # the caller's loading pass raises it, naming the first missing run
+
+
+def _train_in_workers(calls: list, n_workers: int) -> None:
+    import concurrent.futures as cf
+
+    import torch.multiprocessing as tmp  # pickles tensors through shared memory (CPU) or CUDA IPC handles
+
+    # 'spawn': a CUDA context cannot be forked; every worker imports the library afresh
+    threads = max(1, torch.get_num_threads() // n_workers)
+    with cf.ProcessPoolExecutor(n_workers, mp_context=tmp.get_context("spawn"), initializer=_worker_start,
+                                initargs=(threads,)) as pool:
+        futures = [pool.submit(_worker_run, c) for c in calls]
+        try:
+            for future in cf.as_completed(futures):
+                future.result()
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            raise
 
 
 def _check_deadline(fn) -> None:

@@ -1,4 +1,5 @@
 """A tiny 'profile' for the run-cache tests: four cached runs that log each start and end to a file."""
+import os
 import sys
 import time
 
@@ -9,13 +10,30 @@ from lastlayer.training.cache import cached_run
 
 def one_run(seed: int, log: str, pause: float) -> dict:
     with open(log, "a") as f:
-        f.write(f"start {seed}\n")
+        f.write(f"start {seed} {os.getpid()}\n")
     torch.manual_seed(seed)
     w = torch.randn(8)
     time.sleep(pause)
     with open(log, "a") as f:
         f.write(f"end {seed}\n")
     return {"seed": seed, "w": w}
+
+
+def meeting_run(seed: int, log: str) -> int:
+    """Logs its start, then waits (up to a minute) until runs of two processes have started: it returns only
+    when two runs are in progress at once."""
+    with open(log, "a") as f:
+        f.write(f"start {seed} {os.getpid()}\n")
+    end = time.time() + 60
+    while time.time() < end and len({line.split()[2] for line in open(log)}) < 2:
+        time.sleep(0.02)
+    return seed
+
+
+def failing_run(seed: int) -> int:
+    if seed == 2:
+        raise ValueError(f"run {seed} failed")
+    return seed
 
 
 if __name__ == "__main__":

@@ -167,6 +167,29 @@ def test_train_arm_records_vectors_and_freezes_the_fixed_arm():
         g.train_arm("bogus", 0, split, split, config)
 
 
+def test_compare_in_worker_processes_matches_one_process(tmp_path, monkeypatch):
+    """`run --workers 2`: the arms train in two spawned processes and load back as the runs of one process."""
+    split = toy_split(per_class=8, classes=4)
+    config = TrainConfig(epochs=1, batch_size=16, lr=1e-3, optimizer="adam", device="cpu")
+    monkeypatch.setenv("LASTLAYER_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("LASTLAYER_WORKERS", "2")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(max(1, threads // 2))  # the workers' share of the threads: the same rounding both ways
+    try:
+        parallel = g.compare(["random", "fixed"], [0, 1], split, split, config)
+        monkeypatch.setenv("LASTLAYER_DEADLINE", "0")  # nothing may train now: the workers' runs must load
+        assert [r.test_acc for r in g.compare(["random", "fixed"], [0, 1], split, split, config)] == \
+            [r.test_acc for r in parallel]
+        monkeypatch.delenv("LASTLAYER_DEADLINE")
+        monkeypatch.setenv("LASTLAYER_CACHE", "off")
+        alone = g.compare(["random", "fixed"], [0, 1], split, split, config)
+    finally:
+        torch.set_num_threads(threads)
+    assert [(r.arm, r.seed) for r in parallel] == [("random", 0), ("random", 1), ("fixed", 0), ("fixed", 1)]
+    for a, b in zip(parallel, alone):
+        assert np.array_equal(a.trajectory, b.trajectory) and a.test_acc == b.test_acc
+
+
 def test_models_split_features_and_head():
     model = Embed2dCNN(classes=10)
     x = torch.rand(3, 1, 28, 28)

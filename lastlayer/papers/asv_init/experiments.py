@@ -20,7 +20,7 @@ import torch.nn as nn
 
 from lastlayer.augment import RandomResizedCrop
 from lastlayer.data import DATASETS, DataError, Split, load
-from lastlayer.training.cache import cached_run
+from lastlayer.training.cache import cached_runs
 from lastlayer.init import (DEFAULT_CAP, METHODS, initialize, method_stds, pool_gamma, predicted_gains, trace,
                             windowed_max_gamma)
 from lastlayer.models import create_model
@@ -112,13 +112,11 @@ def init_grid(make_model: Callable[[], nn.Module], train: Split, val: Split, bas
     `functools.partial`s of them).
     """
     import pandas as pd
-    rows = []
-    for method, optimizer, lr in cells:
-        for seed in seeds:
-            config = replace(base, optimizer=optimizer, lr=float(lr), seed=int(seed))
-            rows.append(cached_run(train_with_init, make_model, method, train, val, config, cap=cap,
-                                   make_callbacks=callbacks))
-    return pd.DataFrame([r.__dict__ for r in rows])
+    calls = [functools.partial(train_with_init, make_model, method, train, val,
+                               replace(base, optimizer=optimizer, lr=float(lr), seed=int(seed)), cap=cap,
+                               make_callbacks=callbacks)
+             for method, optimizer, lr in cells for seed in seeds]
+    return pd.DataFrame([r.__dict__ for r in cached_runs(calls)])
 
 
 # ---------------------------------------------------------------- the variance picture at initialisation

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import torch
 
-from lastlayer.book.bench import _median_time
+from lastlayer.book.bench import median_time
 from lastlayer.papers.digit_pairs.experiments import train_rounds
 
 
@@ -32,7 +32,7 @@ def bench_group(device: torch.device, kinds: list[str], rounds: int, n: int, epo
                                               grouped=grouped, **model_kwargs)
 
             name = "grouped" if grouped else "sequential"
-            row[f"{name}_s_per_epoch"] = _median_time(run, repeats, device) / epochs
+            row[f"{name}_s_per_epoch"] = median_time(run, repeats, device) / epochs
             row[f"{name}_train_s_per_epoch"] = sum(sum(h["seconds"]) for h in last["result"].histories) / epochs
         row["speedup"] = row["sequential_s_per_epoch"] / row["grouped_s_per_epoch"]
         row["train_speedup"] = row["sequential_train_s_per_epoch"] / row["grouped_train_s_per_epoch"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from lastlayer.book.bench import _median_time
+from lastlayer.book.bench import median_time
 from lastlayer.papers.feature_cache.experiments import load_subsets, train_base
 from lastlayer.training.trainer import TrainConfig
 
@@ -31,7 +31,7 @@ def bench_cache(device: torch.device, images: int, batch_size: int, epochs: int,
             extra = {"shares": share} if kwargs.get("trainer") == "random" else {}
             last["h"] = train_base(train, None, config, **kwargs, **extra).history
 
-        _median_time(run, repeats, device)  # wall time includes model creation: the trainer's own clock is used
+        median_time(run, repeats, device)  # wall time includes model creation: the trainer's own clock is used
         h = last["h"]
         dropped = sum(h.get("cache_hits", [0])) / (epochs * len(train))
         if name.startswith("caching (after"):

@@ -12,6 +12,7 @@ learning rate and each cosine head's best S, then the evaluation runs on which t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import pandas as pd
@@ -26,7 +27,7 @@ from lastlayer.data import Split, load
 from lastlayer.models.base import Model
 from lastlayer.models.convnet import ConvNet
 from lastlayer.models.resnet_cifar import resnet18_cifar
-from lastlayer.training.cache import cached_run
+from lastlayer.training.cache import cached_runs
 from lastlayer.training.trainer import (NonFiniteLossError, TrainConfig, apply_batched, evaluate, fit,
                                         resolve_device)
 
@@ -258,17 +259,19 @@ def run_study(benches: dict[str, Bench], *, seeds: list[int], selection_seeds: l
     if set(seeds) & set(selection_seeds):
         raise ValueError("selection seeds must differ from evaluation seeds: a choice made on the runs it is "
                          "judged on would favour it")
-    runs = []
+    calls = []
     for name, bench in benches.items():
         grid = [float(s) for s in scales] if name in grid_datasets else []
         variants = [Variant("dot", False, lr=a, weight_decay=wd_dot) for a in learned_dot_lrs]
         variants += [Variant("cosine", f, s, lr, wd_cosine) for s in grid for f in (False, True)]
-        runs += [cached_run(run, bench, v, s, role="select", **train_kwargs) for s in selection_seeds for v in variants]
+        calls += [partial(run, bench, v, s, role="select", **train_kwargs) for s in selection_seeds for v in variants]
+    runs = cached_runs(calls)
     chosen = choose_settings([r.row() for r in runs])
+    calls = []
     for name, bench in benches.items():
         variants = paper_variants(scales if name in grid_datasets else [1.0], lr=lr,
                                   lr_learned_dot=chosen[name]["lr learned dot"], wd_dot=wd_dot, wd_cosine=wd_cosine)
         if signed_extension and name in grid_datasets:
             variants.append(Variant("cosine", True, 1.0, lr, wd_cosine, signed=True))
-        runs += [cached_run(run, bench, v, s, keep_model=s == seeds[0], **train_kwargs) for s in seeds for v in variants]
-    return runs
+        calls += [partial(run, bench, v, s, keep_model=s == seeds[0], **train_kwargs) for s in seeds for v in variants]
+    return runs + cached_runs(calls)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lastlayer.book.bench import _median_time
+from lastlayer.book.bench import median_time
 from lastlayer.models import create_model
 
 TITLE = "Geometry, paper scale: one ResNet-101 training step (2-D embedding, 28x28 inputs, Adam)"
@@ -34,7 +34,7 @@ def _step_seconds(device: torch.device, batch: int, repeats: int, fast: bool) ->
         loss.backward()
         opt.step()
 
-    return _median_time(step, repeats, device)
+    return median_time(step, repeats, device)
 
 
 def bench(device: torch.device, quick: bool) -> list[dict]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from functools import partial
 
 import numpy as np
 import torch
@@ -22,7 +23,7 @@ import torch.nn as nn
 from lastlayer.data import Split, load
 from lastlayer.heads import freeze
 from lastlayer.models.embed2d import Embed2dCNN, Embed2dResNet101
-from lastlayer.training.cache import cached_run
+from lastlayer.training.cache import cached_runs
 from lastlayer.training.trainer import Callback, TrainConfig, apply_batched, evaluate, fit, resolve_device, seed_everything
 
 ARMS = ("random", "guided", "spaced", "norm", "fixed")
@@ -346,5 +347,5 @@ def long_tail_data(dataset: str = "mnist", p: float = 0.5, order=None, seed: int
 
 def compare(arms, seeds, train: Split, test: Split, config: TrainConfig, **kwargs) -> list[GeometryRun]:
     """Every arm with every seed (see `train_arm`), each run through the run cache: a rerun with the same
-    inputs loads it, and a stopped profile resumes where it stopped."""
-    return [cached_run(train_arm, arm, seed, train, test, config, **kwargs) for arm in arms for seed in seeds]
+    inputs loads it, a stopped profile resumes where it stopped, and `run --workers N` trains N at once."""
+    return cached_runs([partial(train_arm, arm, seed, train, test, config, **kwargs) for arm in arms for seed in seeds])
