@@ -312,6 +312,8 @@ def test_cli_exit_codes_and_commands(tmp_path):
     assert out.returncode == 2 and "unknown paper 'nope'" in out.stderr
     out = cli("run", "digit_pairs", "-p", "rounds", "many")
     assert out.returncode == 2 and "'rounds' expects int" in out.stderr
+    out = cli("run", "digit_pairs", "--workers", "0")
+    assert out.returncode == 2 and "--workers must be a whole number of at least 1" in out.stderr
     out = cli("run", "digit_pairs", "-p", "rounds", "[1, 2")
     assert out.returncode == 2 and "cannot read" in out.stderr and "Traceback" not in out.stderr
     out = cli("params", "digit_pairs")

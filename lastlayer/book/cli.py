@@ -36,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     b = sub.add_parser("book", help="run every paper (skipping unchanged ones), then build the HTML")
     b.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
     b.add_argument("--force", action="store_true")
+    b.add_argument("--workers", type=int, default=1, metavar="N", help="as for run")
 
     sub.add_parser("html", help="build the HTML book from the executed notebooks (no execution)")
     sub.add_parser("pages", help="regenerate the scorecard and the run-time table from book/results")
@@ -103,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
             papers = available_papers(root)
             for i, paper in enumerate(papers, 1):
                 print(f"[{i}/{len(papers)}]", end=" ")
-                run(paper, args.profile, root=root, force=args.force)
+                run(paper, args.profile, root=root, force=args.force, workers=args.workers)
             sys.exit(book.build_html(root))
         elif args.command == "html":
             sys.exit(book.build_html(root))
