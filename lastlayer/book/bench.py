@@ -268,7 +268,8 @@ def markdown_table(bench: dict) -> str:
     lines = [f"Measured on {bench['device']}{threads}, torch {bench['torch']}, "
              f"torchvision {bench['torchvision']}, Python {bench['python']}, on {bench['date']}"
              + (" (quick run: small sizes, few repeats)" if bench.get("quick") else "") + ". "
-             "Every time is the median of repeated runs after a warm-up run.", "",
+             "Every time is the median of repeated runs after a warm-up run; the trainer, the canonical loop and the "
+             "floors take turns within each repeat, so that a drift of the machine's speed touches them alike.", "",
              f"**Trainer** ({t['model']}, {t['optimizer']}, batch {t['batch_size']}, {t['images']:,} MNIST "
              f"training images per run, median of {t['repeats']} runs):", "",
              "| loop | images/s | speed relative to the canonical loop | goal |", "|---|---|---|---|",

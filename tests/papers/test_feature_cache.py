@@ -327,3 +327,14 @@ def test_decide_sees_a_transfer_artefact_and_a_low_hit_share():
     assert out["cache-accuracy"].verdict == "not reproduced"
     assert out["fm-fgsm"].verdict == "reproduced"              # the paper's protocol alone would say yes
     assert out["fm-fgsm-vs-transfer"].verdict == "not reproduced"  # but a second normal model does better
+
+
+def test_bench_times_every_trainer_and_the_random_drop_copies_the_cache_share(data_root):
+    from lastlayer.papers.feature_cache.bench import bench_cache
+    rows = bench_cache(torch.device("cpu"), images=512, batch_size=128, epochs=2, repeats=2)
+    assert [r["trainer"] for r in rows] == ["normal", "caching (after-step update)", "caching (before-step update)",
+                                            "random drop"]
+    assert all(r["s_per_epoch"] > 0 for r in rows) and rows[0]["relative_to_normal"] == 1.0
+    assert rows[0]["dropped_share"] == 0 and rows[1]["dropped_share"] > 0
+    # the random control drops the caching run's share, epoch by epoch (rounded to whole images per batch)
+    assert rows[3]["dropped_share"] == pytest.approx(rows[1]["dropped_share"], abs=0.05)

@@ -1,9 +1,11 @@
 """The digit-pairs paper's contribution to `python -m lastlayer bench`: many small models trained as one group."""
 from __future__ import annotations
 
+import statistics
+
 import torch
 
-from lastlayer.book.bench import median_time
+from lastlayer.book.bench import median_times
 from lastlayer.papers.digit_pairs.experiments import train_rounds
 
 
@@ -24,16 +26,19 @@ def bench_group(device: torch.device, kinds: list[str], rounds: int, n: int, epo
         row = {"title": "Many small models at once: digit-pair models, one per round, trained one after another "
                           "or as one group (seconds per epoch, each epoch's evaluation included)",
                "kind": kind, "models": rounds, "n": n, "epochs": epochs, "repeats": repeats, **model_kwargs}
-        for grouped in (False, True):
-            last = {}
+        train_seconds = {"sequential": [], "grouped": []}  # the histories' training time of every call
 
+        def path(name: str):
             def run():
-                last["result"] = train_rounds(kind, rounds=rounds, n=n, epochs=epochs, device=str(device),
-                                              grouped=grouped, **model_kwargs)
+                result = train_rounds(kind, rounds=rounds, n=n, epochs=epochs, device=str(device),
+                                      grouped=name == "grouped", **model_kwargs)
+                train_seconds[name].append(sum(sum(h["seconds"]) for h in result.histories))
+            return run
 
-            name = "grouped" if grouped else "sequential"
-            row[f"{name}_s_per_epoch"] = median_time(run, repeats, device) / epochs
-            row[f"{name}_train_s_per_epoch"] = sum(sum(h["seconds"]) for h in last["result"].histories) / epochs
+        wall = median_times({name: path(name) for name in train_seconds}, repeats, device)  # in turns
+        for name, seconds in train_seconds.items():
+            row[f"{name}_s_per_epoch"] = wall[name] / epochs
+            row[f"{name}_train_s_per_epoch"] = statistics.median(seconds[1:]) / epochs  # after the warm-up
         row["speedup"] = row["sequential_s_per_epoch"] / row["grouped_s_per_epoch"]
         row["train_speedup"] = row["sequential_train_s_per_epoch"] / row["grouped_train_s_per_epoch"]
         out.append(row)
