@@ -211,7 +211,7 @@ def graphed_floor(model: nn.Module, opt: torch.optim.Optimizer, prepared, repeat
             static_y.copy_(y)
             graph.replay()
 
-    return median_times({"replay": replay}, repeats, device)["replay"] * len(prepared) / len(full)
+    return median_time(replay, repeats, device) * len(prepared) / len(full)
 
 
 def paper_benches(device: torch.device, quick: bool) -> dict:
