@@ -8,15 +8,15 @@ rule; it cannot loosen it.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 
 import numpy as np
 
 from . import stats
 from .stats import Decision
+from .numbers import format_interval
 
 NOT_TESTABLE = "not testable"
 SETTINGS = ("paper setup", "proxy: ", "extension")
@@ -37,59 +37,17 @@ def _canon(obj):
     raise TypeError(f"cannot declare a parameter of type {type(obj).__name__}: {obj!r}")
 
 
-def _keywords(rule: str) -> tuple[dict, set]:
-    """Keyword-only parameters of a rule: {name: default} for optional ones, and the required names.
-    Positional parameters are the measurements, passed at decide time, never declared."""
-    ps = [p for p in inspect.signature(stats.RULES[rule]).parameters.values() if p.kind is p.KEYWORD_ONLY]
-    return ({p.name: p.default for p in ps if p.default is not p.empty},
-            {p.name for p in ps if p.default is p.empty})
-
-
-def _g(x):
-    return f"{x:g}" if isinstance(x, (int, float)) else str(x)
-
-
-def describe(rule: str, parameters: dict) -> str:
-    """The rule in one plain sentence, from its name and (declared or default) parameters."""
+def describe(rule: str, parameters: dict, parts: str = "", correction: str = "") -> str:
+    """The rule in plain sentences, written by the rule object from its declared parameters; for a claim of
+    several parts, what a part is and how the parts combine (`stats.combine`)."""
     if rule == NOT_TESTABLE:
         return "Not testable here: no measurement decides it."
-    defaults, _ = _keywords(rule)
-    p = {**defaults, **parameters}
-    lvl = f"{100 * (1 - p['alpha']):g}%"
-    other = {"above": "at or below", "below": "at or above"}
-    if rule == "direction":
-        up = p["expected"] == "greater"
-        m = p["min_effect"]  # with a minimum effect, every interval short of it contradicts (0 included)
-        wrong = (f"{'below' if up else 'above'} {_g(m if up else -m)}" if m
-                 else f"{'at or below' if up else 'at or above'} 0")
-        return (f"Reproduced if the {lvl} t-interval of the effect lies entirely {'above' if up else 'below'} 0; "
-                f"not reproduced if it lies entirely {wrong}; otherwise inconclusive.")
-    if rule == "magnitude":
-        t, tol = p["target"], p["tolerance"]
-        return (f"Reproduced if the {lvl} t-interval of the effect excludes 0 and overlaps {_g(t - tol)} to "
-                f"{_g(t + tol)} ({_g(t)} ± {_g(tol)}); not reproduced if it misses that band; otherwise inconclusive.")
-    if rule == "equivalence":
-        m = _g(p["margin"])
-        return (f"Reproduced if the {lvl} t-interval of the difference lies inside (-{m}, {m}); not reproduced "
-                f"if it lies entirely outside; otherwise inconclusive.")
-    if rule == "noninferiority":
-        m = _g(p["margin"])
-        return (f"Reproduced if the {lvl} t-interval of the difference has its lower end above -{m}; not "
-                f"reproduced if its upper end is below -{m}; otherwise inconclusive.")
-    median = p.get("statistic") == "median"
-    what = {"threshold": "bootstrap interval of the median" if median else "t-interval of the mean",
-            "rate": "exact (Clopper-Pearson) interval of the rate",
-            "correlation": f"bootstrap interval of the {p.get('method', 'spearman')} correlation",
-            "correlation_from_runs": "t-interval of the mean per-run correlation"}
-    if rule in what:
-        s, t = p.get("side", "above"), _g(p["threshold"])
-        return (f"Reproduced if the {lvl} {what[rule]} lies entirely {s} {t}; not reproduced if it lies "
-                f"entirely {other[s]} {t}; otherwise inconclusive.")
-    if rule == "best_setting":
-        return (f"Reproduced if the {lvl} bootstrap interval of (best claimed setting minus best other setting, "
-                f"{'higher' if p['higher_is_better'] else 'lower'} is better) lies above 0; not reproduced if it "
-                f"lies below 0; otherwise inconclusive.")
-    raise ValueError(f"no description for rule {rule!r}")
+    r = stats.make_rule(rule, parameters)
+    if not parts:
+        return r.describe()
+    alpha_text = f"{100 * (1 - r.alpha):g}%-family (alpha {r.alpha:g} / k for k parts, Bonferroni)" \
+        if correction == "bonferroni" else None
+    return f"For each {parts}: {r.describe(alpha_text)} {stats.COMBINE_RULE}"
 
 
 @dataclass(frozen=True)
@@ -102,7 +60,8 @@ class Claim:
     parameters: dict = field(default_factory=dict)
     why: str = ""
     setting: str = "paper setup"
-    criterion: str = ""
+    parts: str = ""       # for a claim decided part by part: what one part is ("model", "dataset")
+    correction: str = ""  # "bonferroni": each of k parts is decided at alpha / k, k known when decided
     revised: str = ""
 
     def __post_init__(self):
@@ -112,9 +71,6 @@ class Claim:
         for name in ("statement", "paper", "estimand"):
             if not (isinstance(getattr(self, name), str) and getattr(self, name).strip()):
                 raise ValueError(f"{where}: {name} must be a non-empty sentence")
-        if self.rule != NOT_TESTABLE and self.rule not in stats.RULES:
-            raise ValueError(f"{where}: unknown rule {self.rule!r}; "
-                             f"expected one of {sorted(stats.RULES)} or {NOT_TESTABLE!r}")
         if not (isinstance(self.setting, str) and self.setting.startswith(SETTINGS)
                 and (not self.setting.startswith("proxy: ") or self.setting[7:].strip())):
             raise ValueError(f"{where}: setting must start with 'paper setup', 'proxy: <what differs>' "
@@ -126,14 +82,12 @@ class Claim:
             if not (self.parameters.get("reason") or self.why):
                 raise ValueError(f"{where}: a not-testable claim needs a reason (parameters['reason'] or why)")
         else:
-            optional, required = _keywords(self.rule)
-            unknown = set(self.parameters) - set(optional) - required
-            if unknown:
-                raise ValueError(f"{where}: rule {self.rule!r} accepts no parameter {sorted(unknown)}; "
-                                 f"it accepts {sorted(set(optional) | required)}")
-            missing = required - set(self.parameters)
-            if missing:  # the criterion is part of the declaration, never supplied with the data
-                raise ValueError(f"{where}: rule {self.rule!r} needs declared parameters {sorted(missing)}")
+            try:
+                stats.make_rule(self.rule, self.parameters)
+            except (ValueError, TypeError) as e:
+                raise ValueError(f"{where}: {e}") from None
+        if self.correction not in ("", "bonferroni") or (self.correction and not self.parts):
+            raise ValueError(f"{where}: correction must be '' or 'bonferroni', and needs `parts`")
         try:
             _canon(self.parameters)
         except TypeError as e:
@@ -141,22 +95,28 @@ class Claim:
 
     @property
     def declaration_hash(self) -> str:
-        body = {f.name: _canon(getattr(self, f.name)) for f in fields(self) if f.name != "revised"}
+        # only what differs from the defaults: a field added to the schema later leaves old hashes as they were
+        default = lambda f: f.default_factory() if f.default_factory is not MISSING else f.default
+        body = {f.name: _canon(getattr(self, f.name)) for f in fields(self)
+                if f.name != "revised" and getattr(self, f.name) != default(f)}
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def rule_criterion(self) -> str:
-        return self.criterion or describe(self.rule, self.parameters)
+        return describe(self.rule, self.parameters, self.parts, self.correction)
 
     def decide(self, *args, **kwargs) -> Decision:
         """Run the declared rule on measurements; extra keywords (e.g. paired, seed) may add, not override."""
-        clash = set(kwargs) & set(self.parameters)
+        clash = set(kwargs) & set(self.parameters) - ({"alpha"} if self.correction == "bonferroni" else set())
         if clash:
             raise ValueError(f"claim {self.id!r}: {sorted(clash)} are declared and cannot be overridden at decide time")
         if self.rule == NOT_TESTABLE:
             return stats.not_testable(kwargs.get("reason") or self.parameters.get("reason") or self.why)
-        return stats.RULES[self.rule](*args, **self.parameters, **kwargs)
+        if "alpha" in kwargs and self.correction != "bonferroni":
+            raise ValueError(f"claim {self.id!r}: alpha is declared, not chosen at decide time (declare "
+                             f"correction='bonferroni' for a claim whose parts share it)")
+        return stats.make_rule(self.rule, self.parameters).decide(*args, **kwargs)
 
     def entry(self, decision: Decision, ours: str | None = None) -> dict:
         """The claim's entry in a results file."""
@@ -193,8 +153,74 @@ def check_unique(claims) -> dict:
     return out
 
 
-def format_interval(estimate, interval, n, scale=1.0, digits=3, unit="") -> str:
-    """'0.123 [0.050, 0.190] (n = 8)': an estimate, its interval and the n behind it, in plain words."""
-    f = lambda x: "n/a" if x is None else f"{x * scale:.{digits}f}{unit}"
-    iv = "" if interval is None else f" [{f(interval[0])}, {f(interval[1])}]"
-    return f"{f(estimate)}{iv} (n = {n})"
+# ---------------------------------------------------------------- a paper's decisions, one policy for all
+# The measurements a claim needs are absent or too few in this run: the claim is 'not testable' here.
+Missing = stats.TooFew
+
+
+def require(*arrays, n: int = 2, what: str = "runs") -> None:
+    """Raise `Missing` unless every array has at least `n` values (`what` names them in the reason)."""
+    have = min((len(a) for a in arrays), default=0)
+    if have < n:
+        raise Missing(f"needs at least {n} {what}; this run has {have}")
+
+
+def decide_parts(claim: Claim, parts: list[tuple[str, tuple]], **extra) -> Decision:
+    """A claim decided part by part: the declared rule on each (label, data), then `stats.combine`.
+    Each part's detail starts with its label; with `correction='bonferroni'` each part is decided at
+    alpha / k. A claim measured on one part only (a smaller profile) is that part's decision, with its estimate
+    and interval. No part at all is `Missing`."""
+    if not parts:
+        raise Missing(f"no part of this claim ({claim.parts or 'part'}) was measured in this run")
+    if claim.correction == "bonferroni":
+        extra = {**extra, "alpha": stats.make_rule(claim.rule, claim.parameters).alpha / len(parts)}
+    decided = []
+    for label, data in parts:
+        try:
+            d = claim.decide(*data, **extra)
+        except Missing as e:
+            d = stats.not_testable(str(e))
+        decided.append(stats.Decision(d.verdict, d.estimate, d.interval, d.n, f"{label}: {d.detail}",
+                                      d.n_needed, d.parts, label))
+    return decided[0] if len(decided) == 1 else stats.combine(decided)  # one part measured: that part
+
+
+class Verdicts:
+    """Collects a paper's decisions: `add(id, measure, ours)`, then `done()` lists every declared claim once,
+    in declaration order. `measure` is a Decision or a function of the claim returning one; a function that
+    raises `Missing` makes the claim 'not testable' with that reason, the one policy for missing data in
+    every paper. Claims declared 'not testable' need no `add`. With `setting`, claims of the paper's own setup
+    are reported in that setting (a proxy) instead."""
+
+    def __init__(self, claims, setting: str | None = None):
+        self.claims = check_unique(claims)
+        self.setting = setting
+        self._out: dict[str, tuple] = {}
+
+    def add(self, cid: str, measure, ours=None) -> Decision:
+        if cid not in self.claims:
+            raise KeyError(f"no claim {cid!r} is declared")
+        if cid in self._out:
+            raise ValueError(f"claim {cid!r} decided twice")
+        claim = self.claims[cid]
+        if self.setting and claim.setting == "paper setup" and claim.rule != NOT_TESTABLE:
+            from dataclasses import replace
+            claim = replace(claim, setting=self.setting)
+        try:
+            decision = measure(claim) if callable(measure) else measure
+            ours = ours(decision) if callable(ours) else ours
+        except Missing as e:
+            decision, ours = stats.not_testable(str(e)), None
+        if not isinstance(decision, Decision):
+            raise TypeError(f"claim {cid!r}: the measure gave {type(decision).__name__}, not a Decision")
+        self._out[cid] = (claim, decision, None if decision.verdict == NOT_TESTABLE else ours)
+        return decision
+
+    def done(self) -> list[tuple[Claim, Decision, str | None]]:
+        for cid, claim in self.claims.items():
+            if cid not in self._out and claim.rule == NOT_TESTABLE:
+                self.add(cid, claim.decide())
+        missing = [cid for cid in self.claims if cid not in self._out]
+        if missing:
+            raise ValueError(f"claims declared but never decided: {missing}")
+        return [self._out[cid] for cid in self.claims]

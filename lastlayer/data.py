@@ -28,7 +28,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-DATA_ENV = "LASTLAYER_DATA"
+from lastlayer.environment import DATA_ENV
+
 DATASETS = ("mnist", "fashion_mnist", "cifar10", "cifar100", "stl10")
 FOLDER_PREFIX = "folder:"
 

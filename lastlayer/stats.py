@@ -8,13 +8,17 @@ effect and spread held. Pure numpy/scipy, so the rules can be tested on syntheti
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import ClassVar, Sequence
 
 import numpy as np
 from scipy import stats as _st
 
 VERDICTS = ("reproduced", "partly", "inconclusive", "not reproduced", "not testable")
+# How `combine` reads the parts of a claim, in the words the book prints under such a claim.
+COMBINE_RULE = ("The claim is reproduced when every part is; partly when some parts are reproduced and some "
+                "not; not reproduced when a part is not reproduced and none is reproduced; not testable when no "
+                "part could be measured; otherwise inconclusive.")
 Z = 1.96            # normal quantile behind n_needed: a planning figure, not a decision
 RATE_N_CAP = 10**6  # beyond this n a rate near the threshold is called undecidable (n_needed None)
 
@@ -32,6 +36,7 @@ class Decision:
     detail: str
     n_needed: int | None = None
     parts: tuple["Decision", ...] = ()
+    label: str = ""  # what this part of a claim measured (`claims.decide_parts`); empty for a whole claim
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -41,16 +46,20 @@ class Decision:
         return {"verdict": self.verdict, "estimate": _sig(self.estimate),
                 "interval": None if self.interval is None else [_sig(v) for v in self.interval],
                 "n": int(self.n), "n_needed": self.n_needed, "detail": self.detail,
-                "parts": [p.to_dict() for p in self.parts]}
+                "parts": [p.to_dict() for p in self.parts], **({"label": self.label} if self.label else {})}
 
 
 # ---------------------------------------------------------------- input checks and intervals
+class TooFew(ValueError):
+    """Fewer measurements than a rule needs: the claim cannot be decided from this run (`claims.Missing`)."""
+
+
 def _values(x, name="values", min_n=2, ndim=(1,)) -> np.ndarray:
     arr = np.asarray(x, dtype=float)
     if arr.ndim not in ndim:
         raise ValueError(f"{name}: expected {' or '.join(map(str, ndim))}-D values, got shape {arr.shape}")
     if len(arr) < min_n:
-        raise ValueError(f"{name}: need at least {min_n} values, got {len(arr)}")
+        raise TooFew(f"{name}: need at least {min_n} values, got {len(arr)}")
     if not np.all(np.isfinite(arr)):
         raise ValueError(f"{name}: contains non-finite values (nan or inf)")
     return arr
@@ -385,8 +394,10 @@ def best_setting(scores, *, claimed, higher_is_better=True, alpha=0.05):
     need = None
     if verdict == "inconclusive":
         need = _n_needed(lambda lo, hi: _v(lo > 0, hi < 0), est, sd, (0.0,), n)
-    detail = (f"best claimed ({top_in}) minus best other ({top_out}) {est:.4g}, interval [{iv[0]:.4g}, "
-              f"{iv[1]:.4g}] (n = {n}); a setting must beat every setting of the other group: {verdict}"
+    detail = (f"best claimed ({top_in}) minus best other ({top_out}) {est:.4g}, {_level(alpha)} Welch t-interval "
+              f"[{iv[0]:.4g}, {iv[1]:.4g}] (n = {n}); a setting must beat every setting of the other group, at "
+              f"{_level(alpha / len(inside))} per comparison for the claimed and {_level(alpha / len(outside))} for "
+              f"the others: {verdict}"
               + (f"; about n = {need} would decide." if need else "."))
     return Decision(verdict, est, iv, n, detail, need)
 
@@ -433,8 +444,190 @@ def not_testable(reason: str) -> Decision:
     return Decision("not testable", None, None, 0, reason)
 
 
-RULES: dict[str, Callable[..., Decision]] = {
-    "direction": direction, "magnitude": magnitude, "equivalence": equivalence,
-    "noninferiority": noninferiority, "threshold": threshold, "rate": rate, "correlation": correlation,
-    "correlation_from_runs": correlation_from_runs, "best_setting": best_setting,
-}
+# ---------------------------------------------------------------- rules as objects: one sentence, one arithmetic
+_OTHER = {"above": "at or below", "below": "at or above"}
+
+
+def _g(x):
+    return f"{x:g}" if isinstance(x, (int, float)) else str(x)
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A decision rule with its declared parameters. `decide` runs the rule's function on measurements and
+    `describe` writes its criterion from the same fields, so the sentence a reader sees names the interval and
+    the level that decided. Subclasses declare the function's keyword options as fields; `level` may be given
+    as text ("1 - 0.05/k") where a caller divides alpha among the parts of a claim."""
+    alpha: float = 0.05
+    name: ClassVar[str] = ""
+    interval: ClassVar[str] = "t-interval"  # what kind of interval decides
+
+    def options(self) -> dict:
+        return asdict(self)
+
+    def decide(self, *data, **extra) -> Decision:
+        """The rule on measurements; `extra` adds options the declaration leaves open (paired, seed) and may
+        lower alpha for one part of a Bonferroni-corrected claim, never change a declared option."""
+        options = self.options()
+        clash = set(extra) & set(options) - {"alpha"}
+        if clash:
+            raise ValueError(f"{self.name}: {sorted(clash)} are declared and cannot be changed when deciding")
+        return _FUNCTIONS[self.name](*data, **{**options, **extra})
+
+    def level(self, alpha_text: str | None = None) -> str:
+        return alpha_text or _level(self.alpha)
+
+    def describe(self, alpha_text: str | None = None) -> str:
+        raise NotImplementedError
+
+    def _sides(self, what: str, yes: str, no: str, alpha_text) -> str:
+        return (f"Reproduced if the {self.level(alpha_text)} {what} lies {yes}; not reproduced if it lies {no}; "
+                f"otherwise inconclusive.")
+
+
+@dataclass(frozen=True)
+class Direction(Rule):
+    expected: str = "greater"
+    min_effect: float = 0.0
+    name: ClassVar[str] = "direction"
+
+    def describe(self, alpha_text=None):
+        up, m = self.expected == "greater", self.min_effect
+        wrong = (f"entirely {'below' if up else 'above'} {_g(m if up else -m)}" if m
+                 else f"entirely {'at or below' if up else 'at or above'} 0")
+        return self._sides(f"{self.interval} of the effect", f"entirely {'above' if up else 'below'} 0", wrong,
+                           alpha_text)
+
+
+@dataclass(frozen=True)
+class Magnitude(Rule):
+    target: float = field(default=None)
+    tolerance: float = field(default=None)
+    name: ClassVar[str] = "magnitude"
+
+    def describe(self, alpha_text=None):
+        t, tol = self.target, self.tolerance
+        return (f"Reproduced if the {self.level(alpha_text)} {self.interval} of the effect excludes 0 and overlaps "
+                f"{_g(t - tol)} to {_g(t + tol)} ({_g(t)} ± {_g(tol)}); not reproduced if it misses that band; "
+                f"otherwise inconclusive.")
+
+
+@dataclass(frozen=True)
+class Equivalence(Rule):
+    margin: float = field(default=None)
+    name: ClassVar[str] = "equivalence"
+
+    def describe(self, alpha_text=None):
+        m = _g(self.margin)
+        return self._sides(f"{self.interval} of the difference", f"inside (-{m}, {m})", "entirely outside",
+                           alpha_text)
+
+
+@dataclass(frozen=True)
+class Noninferiority(Rule):
+    margin: float = field(default=None)
+    name: ClassVar[str] = "noninferiority"
+
+    def describe(self, alpha_text=None):
+        m = _g(self.margin)
+        return (f"Reproduced if the {self.level(alpha_text)} {self.interval} of the difference has its lower end "
+                f"above -{m}; not reproduced if its upper end is below -{m}; otherwise inconclusive.")
+
+
+@dataclass(frozen=True)
+class _OneSided(Rule):
+    """A rule that reads one interval against one threshold, from above or below."""
+    threshold: float = field(default=None)
+    side: str = "above"
+
+    def quantity(self) -> str:
+        raise NotImplementedError
+
+    def describe(self, alpha_text=None):
+        t = _g(self.threshold)
+        return self._sides(self.quantity(), f"entirely {self.side} {t}", f"entirely {_OTHER.get(self.side, '?')} {t}",
+                           alpha_text)
+
+
+@dataclass(frozen=True)
+class Threshold(_OneSided):
+    statistic: str = "mean"
+    n_boot: int = 10000
+    seed: int = 0
+    name: ClassVar[str] = "threshold"
+
+    def quantity(self):
+        return "bootstrap interval of the median" if self.statistic == "median" else "t-interval of the mean"
+
+
+@dataclass(frozen=True)
+class Rate(_OneSided):
+    name: ClassVar[str] = "rate"
+    interval: ClassVar[str] = "exact (Clopper-Pearson) interval"
+
+    def quantity(self):
+        return f"{self.interval} of the rate"
+
+
+@dataclass(frozen=True)
+class Correlation(_OneSided):
+    method: str = "spearman"
+    n_boot: int = 10000
+    seed: int = 0
+    name: ClassVar[str] = "correlation"
+    interval: ClassVar[str] = "bootstrap interval"
+
+    def quantity(self):
+        return f"{self.interval} of the {self.method} correlation"
+
+
+@dataclass(frozen=True)
+class CorrelationFromRuns(_OneSided):
+    name: ClassVar[str] = "correlation_from_runs"
+
+    def quantity(self):
+        return f"{self.interval} of the mean per-run correlation"
+
+
+@dataclass(frozen=True)
+class BestSetting(Rule):
+    claimed: tuple = field(default=None)
+    higher_is_better: bool = True
+    name: ClassVar[str] = "best_setting"
+    interval: ClassVar[str] = "Welch t-interval"
+
+    def options(self) -> dict:
+        return {"claimed": self.claimed, "higher_is_better": self.higher_is_better, "alpha": self.alpha}
+
+    def describe(self, alpha_text=None):
+        claimed = [self.claimed] if isinstance(self.claimed, str) else list(self.claimed)
+        k, better = len(claimed), "higher" if self.higher_is_better else "lower"
+        per = alpha_text or (_level(self.alpha / k) if k > 1 else _level(self.alpha))
+        return (f"Reproduced if some claimed setting ({', '.join(map(_g, claimed))}) beats every other setting "
+                f"({better} is better), each comparison's {per} {self.interval} above 0 (the alpha divided by "
+                f"the {k} claimed setting{'s' if k > 1 else ''}); not reproduced if some other setting beats every "
+                f"claimed one in the same way (alpha divided by their number); otherwise inconclusive. The "
+                f"interval shown is the {self.level(alpha_text)} {self.interval} of the best claimed mean minus "
+                f"the best other mean.")
+
+
+_FUNCTIONS = {"direction": direction, "magnitude": magnitude, "equivalence": equivalence,
+              "noninferiority": noninferiority, "threshold": threshold, "rate": rate, "correlation": correlation,
+              "correlation_from_runs": correlation_from_runs, "best_setting": best_setting}
+RULES: dict[str, type[Rule]] = {r.name: r for r in (Direction, Magnitude, Equivalence, Noninferiority, Threshold,
+                                                    Rate, Correlation, CorrelationFromRuns, BestSetting)}
+
+
+def make_rule(name: str, parameters: dict) -> Rule:
+    """The rule `name` with its declared parameters; unknown or missing parameters are an error naming them."""
+    if name not in RULES:
+        raise ValueError(f"unknown rule {name!r}; expected one of {sorted(RULES)}")
+    cls = RULES[name]
+    known = {f.name for f in fields(cls)}
+    unknown = set(parameters) - known
+    if unknown:
+        raise ValueError(f"rule {name!r} accepts no parameter {sorted(unknown)}; it accepts {sorted(known)}")
+    missing = {f.name for f in fields(cls) if f.default is None and f.name not in parameters}
+    if missing:  # the criterion is part of the declaration, never supplied with the data
+        raise ValueError(f"rule {name!r} needs declared parameters {sorted(missing)}")
+    return cls(**parameters)

@@ -14,7 +14,6 @@ os.environ["LASTLAYER_DATA"] = str(Path(os.environ.get("LASTLAYER_DATA", ROOT / 
 if "LASTLAYER_RESULTS_DIR" not in os.environ:
     os.environ["LASTLAYER_RESULTS_DIR"] = tempfile.mkdtemp(prefix="lastlayer-nbval-results-")
     atexit.register(shutil.rmtree, os.environ["LASTLAYER_RESULTS_DIR"], True)
-os.environ.setdefault("LASTLAYER_PROFILE", "smoke")
 os.environ.setdefault("TQDM_DISABLE", "1")
 # Tests train for real: the run cache is off unless a test turns it on in a folder of its own.
 os.environ.setdefault("LASTLAYER_CACHE", "off")

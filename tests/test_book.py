@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-from lastlayer import PAPERS, PROFILES
+from lastlayer.book.registry import PROFILES, find_papers
 from lastlayer.book.pages import SCALES, executed, results_file, scorecard, times_table
 from lastlayer.book.pages import toc as toc_text
 from lastlayer.book.report import validate
@@ -21,13 +21,13 @@ def test_notebook_source_is_clean_and_every_profile_is_valid(paper):
     assert nb["cells"][0]["cell_type"] == "markdown" and "".join(nb["cells"][0]["source"]).startswith("# ")
     for profile in PROFILES:
         prepare(paper, profile, root=ROOT)  # raises on unknown names or wrong types
-    cpu = yaml.safe_load((ROOT / "notebooks" / f"{paper}.yml").read_text())["cpu"]
+    cpu = yaml.safe_load((ROOT / "lastlayer" / "papers" / paper / "paper.yml").read_text())["profiles"]["cpu"]
     assert not cpu, "the cpu profile is the notebook's defaults: keep it empty"
 
 
 def test_every_executed_paper_is_in_the_toc_and_has_valid_results():
     toc = toc_text(ROOT)
-    for paper in PAPERS:
+    for paper in find_papers(ROOT):
         for scale in SCALES:
             ran = executed(ROOT, paper, scale).exists()
             entry = f"book/executed/{'paper/' if scale == 'paper' else ''}{paper}\n"

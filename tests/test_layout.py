@@ -3,6 +3,8 @@ import ast
 from pathlib import Path
 
 import lastlayer
+from lastlayer.book.registry import find_papers
+from lastlayer.book.runner import notebook_parameters
 
 PACKAGE = Path(lastlayer.__file__).resolve().parent
 
@@ -53,12 +55,71 @@ def test_papers_import_no_other_paper():
     assert not offenders, f"a paper's package imports another paper's: {offenders}"
 
 
-def test_every_paper_has_a_package_notebook_and_profiles():
-    root = PACKAGE.parent
-    for paper in lastlayer.PAPERS:
+def test_every_paper_is_a_folder_with_a_notebook_and_an_entry_point():
+    """A paper is its folder: paper.yml (metadata and profiles), a package with one parameter type whose fields
+    are exactly the notebook's parameters (no renames), one `run` and one `decide(rows, params)`."""
+    import dataclasses
+    import importlib
+    import inspect
+    papers = find_papers()
+    assert len(papers) >= 5
+    for paper in papers:
         assert (PACKAGE / "papers" / paper / "__init__.py").exists(), paper
-        assert (root / "notebooks" / f"{paper}.ipynb").exists(), paper
-        assert (root / "notebooks" / f"{paper}.yml").exists(), paper
+        notebook = PACKAGE.parent / "notebooks" / f"{paper}.ipynb"
+        assert notebook.exists(), paper
+        package = importlib.import_module(f"lastlayer.papers.{paper}")
+        assert dataclasses.is_dataclass(package.Params), paper
+        names = [f.name for f in dataclasses.fields(package.Params)]
+        assert names == list(notebook_parameters(notebook)), f"{paper}: Params fields differ from the cell"
+        assert callable(package.run) and list(inspect.signature(package.run).parameters) == ["params"], paper
+        decide = importlib.import_module(f"lastlayer.papers.{paper}.claims").decide
+        assert list(inspect.signature(decide).parameters) == ["rows", "params"], paper
+
+
+def test_the_tooling_imports_papers_by_name_in_one_place_only():
+    """`registry.Paper.load` is the one dynamic import of paper code; the import check above cannot see
+    dynamic imports, so this test holds every other core module to static imports."""
+    users = sorted(str(f.relative_to(PACKAGE)) for f in _modules(PACKAGE) if f.relative_to(PACKAGE).parts[0] != "papers"
+                   and ({"importlib", "importlib.util", "importlib.import_module"} & _imports(f)
+                        or "__import__(" in f.read_text()))
+    assert users == ["book/registry.py"], users
+
+
+def _graph() -> dict[str, set[str]]:
+    """{module: the lastlayer modules it imports}, counting imports inside functions too."""
+    mods = {".".join(f.relative_to(PACKAGE.parent).with_suffix("").parts).removesuffix(".__init__"): f
+            for f in _modules(PACKAGE)}
+    # a submodule's `from . import x` names its own package too; that is no edge (the package is already loading)
+    return {m: {n for n in _imports(f) if n in mods and n != m and not m.startswith(n + ".")}
+            for m, f in mods.items()}
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state, stack = {}, []
+
+    def visit(m):
+        state[m] = "open"
+        stack.append(m)
+        for n in sorted(graph[m]):
+            if state.get(n) == "open":
+                return stack[stack.index(n):] + [n]
+            if n not in state and (found := visit(n)):
+                return found
+        stack.pop()
+        state[m] = "done"
+    for m in sorted(graph):
+        if m not in state and (found := visit(m)):
+            return found
+    return None
+
+
+def test_no_import_cycle():
+    """Imports go one way, even the ones deferred into functions (a deferred import hides a cycle, it does
+    not remove it)."""
+    graph = _graph()
+    assert "lastlayer.book.runner" in graph and "lastlayer.book.pages" in graph["lastlayer.book.cli"]
+    assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph))}"
+    assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]  # the checker finds one
 
 
 def test_import_graph_check_catches_a_paper_import(tmp_path, monkeypatch):

@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from lastlayer.book.report import CLAIM_KEYS, REQUIRED_KEYS, VERDICTS, Report, mean_std, validate, write_json_atomic
+from lastlayer.book.report import CLAIM_KEYS, REQUIRED_KEYS, VERDICTS, Report, validate, write_json_atomic
 from lastlayer.claims import Claim
 
 ABOVE = Claim(id="acc-above-half", statement="Accuracy is above one half.", paper="0.9",
@@ -14,7 +14,6 @@ UNTESTABLE = Claim(id="needs-gpu", statement="ImageNet accuracy is 76%.", paper=
 
 
 def report_with_claims(monkeypatch) -> Report:
-    monkeypatch.setenv("LASTLAYER_PROFILE", "smoke")
     r = Report("digit_pairs", {"epochs": 2}, "cpu")
     r.add(ABOVE, ABOVE.decide([0.9, 0.92, 0.91]))
     r.add(UNTESTABLE, UNTESTABLE.decide())
@@ -26,8 +25,12 @@ def test_report_follows_the_contract(tmp_path, monkeypatch):
     r = report_with_claims(monkeypatch)
     r.metrics["acc"] = float("nan")  # JSON has no NaN: stored as null
     data = json.loads(r.save(tmp_path).read_text())
+    # the kernel writes what it measured; the runner alone adds the provenance, so the kernel's file lacks it
+    assert {"profile", "parameters", "commit", "seconds"} & set(data) == set()
+    assert validate(data) == [f"missing key {k!r}" for k in ("profile", "parameters", "commit", "seconds")]
+    data.update(profile="smoke", parameters={"epochs": 2}, commit="abc", seconds=1.0)
     assert validate(data) == [] and set(REQUIRED_KEYS) <= set(data)
-    assert data["profile"] == "smoke" and data["metrics"]["acc"] is None and len(data["runs"]) == 3
+    assert data["metrics"]["acc"] is None and len(data["runs"]) == 3
     above, untestable = data["claims"]
     assert set(CLAIM_KEYS) <= set(above) and above["verdict"] == "reproduced" and above["n"] == 3
     assert above["interval"][0] < above["estimate"] < above["interval"][1]
@@ -89,8 +92,16 @@ def test_results_files_are_readable_by_everyone(tmp_path):
     assert path.stat().st_mode & 0o777 == 0o644
 
 
-def test_mean_std():
-    assert mean_std([0.9, 1.0]) == "0.950 ± 0.071 (n=2)" and mean_std([0.5], 1, 100) == "50.0 ± nan (n=1)"
+def test_rows_may_be_dataclasses():
+    from dataclasses import dataclass
+
+    @dataclass(frozen=True)
+    class Row:
+        seed: int
+        acc: float
+    r = Report("digit_pairs", {}, "cpu")
+    r.add_runs([Row(0, 0.5), {"seed": 1, "acc": 0.25}])
+    assert r.runs == [{"seed": 0, "acc": 0.5}, {"seed": 1, "acc": 0.25}]
 
 
 def test_commit_is_dirty_only_when_the_sources_changed(tmp_path):

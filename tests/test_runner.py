@@ -13,7 +13,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from lastlayer.book import install, runner
-from lastlayer.book.runner import PartialRun, RunnerError, Paths, input_hash, notebook_defaults, prepare
+from lastlayer.book.runner import PartialRun, RunnerError, Paths, input_hash, notebook_parameters, prepare
 
 from .conftest import ROOT
 
@@ -40,8 +40,21 @@ def make_project(tmp_path, body=SAVE, params=PARAMS, paper="digit_pairs"):
     ])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, tmp_path / "notebooks" / f"{paper}.ipynb")
-    (tmp_path / "notebooks" / f"{paper}.yml").write_text("smoke: {epochs: 1}\ncpu: {}\npaper: {epochs: 9}\n")
+    write_paper(tmp_path, paper, "smoke: {epochs: 1}\n  cpu: {}\n  paper: {epochs: 9}\n")
+    write_paper(tmp_path, "geometry", "smoke: {}\n  cpu: {}\n  paper: {}\n")  # a paper without a notebook
     return tmp_path
+
+
+def write_paper(root, paper, profiles, **meta) -> Path:
+    """A paper's folder as the registry finds it: lastlayer/papers/<id>/paper.yml."""
+    folder = root / "lastlayer" / "papers" / paper
+    folder.mkdir(parents=True, exist_ok=True)
+    fields = {"title": f"The {paper} paper", "citation": paper, "url": "null", "code": "null",
+              "question": "does it work?", "order": 1,
+              "paper_scale_needs": "null", **meta}
+    text = "".join(f"{k}: {v}\n" for k, v in fields.items()) + "profiles:\n  " + profiles
+    (folder / "paper.yml").write_text(text)
+    return folder / "paper.yml"
 
 
 @pytest.fixture(autouse=True)
@@ -57,7 +70,7 @@ def run(root, profile="smoke", overrides=None, **kw):
 # ------------------------------------------------------------------ checks before a kernel starts
 def test_defaults_come_from_the_parameters_cell(tmp_path):
     root = make_project(tmp_path)
-    assert notebook_defaults(root / "notebooks" / "digit_pairs.ipynb") == {
+    assert {k: p.default for k, p in notebook_parameters(root / "notebooks" / "digit_pairs.ipynb").items()} == {
         "seed": 0, "epochs": 3, "lr": 0.1, "name": "x", "sizes": [1, 2], "flag": True, "extra": None}
 
 
@@ -77,17 +90,19 @@ def test_bad_input_is_rejected_before_running(tmp_path, paper, profile, override
         prepare(paper, profile, overrides, root=root)
 
 
-def test_profile_file_errors_name_the_file(tmp_path):
+def test_paper_file_errors_name_the_file(tmp_path):
     root = make_project(tmp_path)
-    profiles = root / "notebooks" / "digit_pairs.yml"
-    profiles.write_text("smoke: {}\ncpu: {}\n")
-    with pytest.raises(RunnerError, match="profile\\(s\\) paper not defined"):
+    write_paper(root, "digit_pairs", "smoke: {}\n  cpu: {}\n")
+    with pytest.raises(RunnerError, match="digit_pairs/paper.yml: profiles must be exactly smoke, cpu, paper; missing paper"):
         prepare("digit_pairs", "cpu", root=root)
-    profiles.write_text("smoke: {epochs: 0}\ncpu: {}\npaper: {}\n")  # every profile is checked, not just the one run
-    with pytest.raises(RunnerError, match="digit_pairs.yml, profile smoke: parameter 'epochs' 0 is out of range"):
+    write_paper(root, "digit_pairs", "smoke: {epochs: 0}\n  cpu: {}\n  paper: {}\n")  # every profile is checked
+    with pytest.raises(RunnerError, match="digit_pairs/paper.yml, profile smoke: parameter 'epochs' 0 is out of range"):
         prepare("digit_pairs", "cpu", root=root)
-    profiles.write_text("smoke: {epochs: [1, }\ncpu: {}\npaper: {}\n")
-    with pytest.raises(RunnerError, match="notebooks/digit_pairs.yml, line 1 column \\d+: not valid YAML"):
+    write_paper(root, "digit_pairs", "smoke: {epochs: [1, }\n  cpu: {}\n  paper: {}\n")
+    with pytest.raises(RunnerError, match="lastlayer/papers/digit_pairs/paper.yml, line \\d+ column \\d+: not valid YAML"):
+        prepare("digit_pairs", "cpu", root=root)
+    write_paper(root, "digit_pairs", "smoke: {}\n  cpu: {}\n  paper: {}\n", order="first", colour="red")
+    with pytest.raises(RunnerError, match="unknown field\\(s\\) colour"):
         prepare("digit_pairs", "cpu", root=root)
 
 
@@ -225,7 +240,6 @@ def test_run_writes_the_pair_regenerates_pages_and_skips_unchanged(tmp_path, cap
     assert str(tmp_path) not in text and sys.prefix not in text and "lastlayer-digit_pairs-" not in text
     assert "<python> ./notebooks" in text
     assert not any("Unable to parse line" in r.getMessage() for r in caplog.records)
-    assert (root / "book" / "scorecard.md").exists()  # the generated pages follow the results
     assert runner.status("digit_pairs", root) == "current"  # same profile and overrides, same code
     mtime = saved.stat().st_mtime_ns
     run(root, overrides={"lr": 0.5})  # unchanged: skipped
@@ -371,3 +385,24 @@ def test_paper_scale_runs_land_beside_the_chapter():
     assert paths.executed("geometry", "paper") == Path("/project/book/executed/paper/geometry.ipynb")
     assert paths.results("geometry", "smoke") == Path("/project/book/results/geometry.json")
     assert paths.results("geometry", "paper") == Path("/project/book/results/paper/geometry.json")
+
+
+def test_a_new_paper_is_one_folder_and_a_notebook(tmp_path, capsys):
+    """A throwaway paper: its folder (paper.yml) and its notebook make it known to the runner, the parameters
+    listing, the pages, the run-time table and the table of contents; no list anywhere else names it."""
+    from lastlayer.book import cli, pages
+    root = make_project(tmp_path, paper="throwaway")
+    write_paper(root, "throwaway", "smoke: {epochs: 1}\n  cpu: {}\n  paper: {epochs: 9}\n",
+                title='"A throwaway paper"', order=9, paper_scale_needs='"a data set we do not have"')
+    assert runner.available_papers(root) == ["throwaway"]  # geometry has a folder but no notebook
+    cli.print_params("throwaway", root)
+    assert "smoke: 1   cpu: 3   paper: 9" in capsys.readouterr().out
+    runner.run("throwaway", "smoke", root=root, progress=False)
+    pages.write_pages(root)
+    toc = (root / "_toc.yml").read_text()
+    assert "- file: book/executed/throwaway\n" in toc
+    card = (root / "book" / "scorecard.md").read_text()
+    assert "## A throwaway paper" in card and "it needs a data set we do not have" in card
+    assert "| A throwaway paper | `smoke` |" in (root / "book" / "_generated" / "times.md").read_text()
+    intro = (root / "book" / "_generated" / "papers.md").read_text()
+    assert "[A throwaway paper](executed/throwaway.ipynb) | {cite:t}`throwaway` | does it work? |" in intro

@@ -11,7 +11,8 @@ import pytest
 from scipy import stats as st
 
 from lastlayer import stats as S
-from lastlayer.claims import Claim, check_unique, describe, format_interval
+from lastlayer.claims import Claim, Missing, Verdicts, check_unique, decide_parts, describe, require
+from lastlayer.numbers import format_interval
 
 
 def rate_of(verdicts, which):
@@ -365,19 +366,87 @@ def test_claim_hash_decide_and_entry():
     assert "; later" in c.entry(combo)["ours"]
 
 
-def test_describe_every_rule_and_helpers():
-    params = {"direction": {}, "magnitude": {"target": 2.0, "tolerance": 0.5}, "equivalence": {"margin": 0.1},
-              "noninferiority": {"margin": 0.1}, "threshold": {"threshold": 0.7}, "rate": {"threshold": 0.05},
-              "correlation": {"threshold": 0.3}, "correlation_from_runs": {"threshold": 0.3},
-              "best_setting": {"claimed": ["a"]}}
-    assert set(params) == set(S.RULES)
-    for rule, p in params.items():
-        text = make(rule=rule, parameters=p, criterion="").rule_criterion
-        assert text.startswith("Reproduced") and "95%" in text, rule
-    assert "1.5 to 2.5" in describe("magnitude", params["magnitude"])
+RULE_PARAMS = {"direction": {}, "magnitude": {"target": 2.0, "tolerance": 0.5}, "equivalence": {"margin": 0.1},
+               "noninferiority": {"margin": 0.1}, "threshold": {"threshold": 0.7}, "rate": {"threshold": 0.05},
+               "correlation": {"threshold": 0.3}, "correlation_from_runs": {"threshold": 0.3},
+               "best_setting": {"claimed": ["a"]}}
+
+
+def _data_for(rule, rng):
+    x = rng.normal(1.0, 0.5, 8)
+    return {"rate": (3, 40), "correlation": (x, x + rng.normal(0, 0.5, 8)), "noninferiority": (x, x - 0.1),
+            "best_setting": ({"a": x, "b": x - 1, "c": x - 2},)}.get(rule, (x,))
+
+
+@pytest.mark.parametrize("alpha", [0.05, 0.01])
+def test_every_rule_describes_the_interval_and_level_that_decide(alpha):
+    """The rule object writes its criterion from the same fields its arithmetic uses: the sentence names the
+    kind of interval and the level, and the decision's detail reports an interval of that level."""
+    assert set(RULE_PARAMS) == set(S.RULES)
+    rng = np.random.default_rng(1)
+    level = f"{100 * (1 - alpha):g}%"
+    for name, p in RULE_PARAMS.items():
+        rule = S.make_rule(name, {**p, "alpha": alpha})
+        text, d = rule.describe(), rule.decide(*_data_for(name, rng))
+        assert text.startswith("Reproduced") and rule.interval in text and level in text, (name, text)
+        assert level in d.detail, (name, d.detail)
+    best = S.make_rule("best_setting", {"claimed": ["a", "b"], "alpha": alpha}).describe()
+    assert "Welch t-interval" in best and f"{100 * (1 - alpha / 2):g}%" in best and "bootstrap" not in best
+    assert "bootstrap interval of the median" in S.make_rule("threshold", {"threshold": 1, "statistic": "median"}).describe()
+    assert "1.5 to 2.5" in describe("magnitude", RULE_PARAMS["magnitude"])
     assert "entirely above -0.05;" in describe("direction", {"expected": "less", "min_effect": 0.05})
     assert "below 0.05" in describe("rate", {"threshold": 0.05, "side": "below"})
-    assert make(criterion="My words.").rule_criterion == "My words."
+    with pytest.raises(ValueError, match="accepts no parameter \\['margin'\\]"):
+        S.make_rule("direction", {"margin": 1})
+    with pytest.raises(ValueError, match="needs declared parameters \\['threshold'\\]"):
+        S.make_rule("threshold", {})
+
+
+def test_parts_and_the_bonferroni_correction_are_declared_and_described():
+    c = make(parts="model", correction="bonferroni", parameters={"expected": "greater"})
+    assert c.rule_criterion.startswith("For each model: Reproduced if the 95%-family (alpha 0.05 / k")
+    assert c.rule_criterion.endswith(S.COMBINE_RULE)
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1, 1, 6), rng.normal(1, 1, 6)
+    three = decide_parts(c, [("m1", (a,)), ("m2", (b,)), ("m3", (a + b,))])
+    alone = S.direction(a, alpha=0.05 / 3)
+    assert three.parts[0].interval == alone.interval and three.parts[0].label == "m1"
+    assert three.parts[0].detail.startswith("m1: ")
+    with pytest.raises(ValueError, match="alpha is declared"):
+        make().decide(a, alpha=0.2)
+    with pytest.raises(ValueError, match="needs `parts`"):
+        make(correction="bonferroni")
+    with pytest.raises(Missing, match="no part of this claim"):
+        decide_parts(c, [])
+
+
+def test_verdicts_have_one_policy_for_missing_data():
+    """Too few values, or a measure that finds nothing, give 'not testable' with the reason, in every paper."""
+    claims = [make(id="one"), make(id="two"), make(id="three"),
+              Claim(id="later", statement="s", paper="p", estimand="e", rule="not testable", why="needs a GPU")]
+    v = Verdicts(claims, setting="proxy: a smaller model")
+    v.add("two", lambda c: c.decide([0.5]))  # one value: the rule's own check
+    v.add("one", lambda c: c.decide([0.1, 0.2, 0.15]), ours=lambda d: f"{d.estimate:.2f}")
+
+    def nothing(c):
+        require([], n=2, what="seeds of the norm arm")
+    v.add("three", nothing)
+    with pytest.raises(ValueError, match="decided twice"):
+        v.add("one", S.not_testable("again"))
+    out = v.done()
+    assert [c.id for c, _, _ in out] == ["one", "two", "three", "later"]
+    (c1, d1, o1), (_, d2, o2), (_, d3, _), (_, d4, _) = out
+    assert d1.verdict == "reproduced" and o1 == "0.15" and c1.setting == "proxy: a smaller model"
+    assert d2.verdict == "not testable" and "need at least 2 values, got 1" in d2.detail and o2 is None
+    assert d3.verdict == "not testable" and d3.detail == "needs at least 2 seeds of the norm arm; this run has 0"
+    assert d4.verdict == "not testable" and d4.detail == "needs a GPU"
+    with pytest.raises(ValueError, match="never decided: \\['two'\\]"):
+        w = Verdicts(claims[:2])
+        w.add("one", S.not_testable("x"))
+        w.done()
+
+
+def test_format_helpers():
     assert format_interval(0.1234, (0.05, 0.19), 8) == "0.123 [0.050, 0.190] (n = 8)"
     assert format_interval(0.1234, (0.05, 0.19), 8, scale=100, digits=1, unit="%") == "12.3% [5.0%, 19.0%] (n = 8)"
     with pytest.raises(ValueError, match="duplicate"):

@@ -32,9 +32,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from lastlayer import PAPERS
+from lastlayer.book.registry import find_papers
 from lastlayer.data import DataError, Split, data_root, load
 from lastlayer.book.report import write_json_atomic
+from lastlayer.timing import median_time, median_times, sync
 from lastlayer.training.trainer import TrainConfig, device_name, fit, resolve_device, uses_channels_last
 
 # The PyTorch MNIST example's normalisation, optimiser and batch size.
@@ -61,32 +62,6 @@ class LeNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def median_time(run, repeats: int, device: torch.device) -> float:
-    """Median wall seconds of `run()` over `repeats`, after one warm-up call."""
-    return median_times({"run": run}, repeats, device)["run"]
-
-
-def median_times(runs: dict, repeats: int, device: torch.device) -> dict[str, float]:
-    """Median wall seconds of each `runs[name]()`, after one warm-up call of each. The runs take turns, one of
-    each per repeat, so that a drift of this machine's speed (a shared host) touches every contestant alike."""
-    for run in runs.values():
-        run()
-    times = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, run in runs.items():
-            _sync(device)
-            start = time.perf_counter()
-            run()
-            _sync(device)
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def _torchvision_root(tmp: Path) -> Path:
@@ -216,13 +191,12 @@ def graphed_floor(model: nn.Module, opt: torch.optim.Optimizer, prepared, repeat
 
 def paper_benches(device: torch.device, quick: bool) -> dict:
     """The benchmarks a paper's package contributes (`lastlayer/papers/<id>/bench.py`, function `bench`),
-    found by name so that the core never imports a paper."""
-    import importlib.util
+    found through the registry so that the core never imports a paper."""
     out = {}
-    for paper in PAPERS:
-        name = f"lastlayer.papers.{paper}.bench"
-        if importlib.util.find_spec(name) is not None:
-            out[paper] = importlib.import_module(name).bench(device, quick)
+    for paper in find_papers().values():
+        module = paper.load("bench")
+        if module is not None:
+            out[paper.id] = module.bench(device, quick)
     return out
 
 

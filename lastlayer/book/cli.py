@@ -9,8 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from lastlayer import PAPERS, PROFILES
 from lastlayer.book.params import ParameterError, format_value
+from lastlayer.book.registry import PROFILES, find_papers
 from lastlayer.book.runner import (PartialRun, RunnerError, available_papers, default_root, load_profiles,
                                    notebook_parameters, parse_value, prepare_notebooks, run, status, Paths,
                                    check_paper)
@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", required=True)
 
     r = sub.add_parser("run", help="execute one paper's notebook into book/executed and book/results")
-    r.add_argument("paper", help=f"one of {', '.join(PAPERS)}")
+    r.add_argument("paper", help=f"one of {', '.join(find_papers())}")
     r.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
     r.add_argument("-p", "--param", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
                    help="override a notebook parameter: 3, 0.1, 1e-3, true, null, [1, 2], text or \"quoted text\"")
@@ -43,7 +43,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="each paper's last run and whether it is current or stale for today's code")
     sub.add_parser("list", help="the same as status")
     pa = sub.add_parser("params", help="a paper's parameters: type, default, each profile's value, constraint, help")
-    pa.add_argument("paper", help=f"one of {', '.join(PAPERS)}")
+    pa.add_argument("paper", help=f"one of {', '.join(find_papers())}")
     pr = sub.add_parser("prepare", help="inject a profile's parameters into every notebook, without running")
     pr.add_argument("out", type=Path)
     pr.add_argument("--profile", default="smoke")
@@ -62,7 +62,7 @@ def print_status(root: Path) -> None:
     from lastlayer.book.pages import load_results
     for scale in ("cpu", "paper"):
         results = load_results(root, scale)
-        for paper in PAPERS:
+        for paper in find_papers(root):
             if scale == "paper" and paper not in results:
                 continue
             state = status(paper, root, scale)
@@ -77,7 +77,7 @@ def print_params(paper: str, root: Path) -> None:
     check_paper(paper, paths)
     params = notebook_parameters(paths.notebook(paper))
     profiles = load_profiles(paper, paths)
-    print(f"{paper}: the parameters cell of notebooks/{paper}.ipynb; profiles from notebooks/{paper}.yml")
+    print(f"{paper}: the parameters cell of notebooks/{paper}.ipynb; profiles from lastlayer/papers/{paper}/paper.yml")
     print(f"usage: python -m lastlayer run {paper} --profile PROFILE -p NAME VALUE ...\n")
     for name, p in params.items():
         head = f"{name}  ({p.type_name})  default {format_value(p.default)}"
@@ -100,11 +100,13 @@ def main(argv: list[str] | None = None) -> None:
                 raise RunnerError(str(e)) from None
             run(args.paper, args.profile, overrides, root=root, force=args.force, max_minutes=args.max_minutes,
                 workers=args.workers)
+            book.write_pages(root)  # the scorecard and the run-time pages follow the results
         elif args.command == "book":
             papers = available_papers(root)
             for i, paper in enumerate(papers, 1):
                 print(f"[{i}/{len(papers)}]", end=" ")
                 run(paper, args.profile, root=root, force=args.force, workers=args.workers)
+                book.write_pages(root)
             sys.exit(book.build_html(root))
         elif args.command == "html":
             sys.exit(book.build_html(root))

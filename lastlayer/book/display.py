@@ -25,7 +25,7 @@ book is built, so every glue of the notebook is known before its first line is r
 
 Numbers in the narrative are glued the same way: `glue("gap", 4.2, display=False)` in a code cell and
 {glue:text}`gap:.1f` in markdown. Tables are shown with `display.table(df)`; a mean and spread over seeds
-is written with `fmt_mean_sd(values, scale=100, digits=1, unit="%")`. The badge styles are in
+is written with `lastlayer.numbers.fmt_mean_sd(values, scale=100, digits=1, unit="%")`. The badge styles are in
 `book/_static/lastlayer.css`.
 """
 from __future__ import annotations
@@ -36,7 +36,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-VERDICTS = ("reproduced", "partly", "inconclusive", "not reproduced", "not testable")
+from lastlayer.stats import VERDICTS
+
 
 
 class HTML(str):
@@ -125,7 +126,7 @@ def at_a_glance(source) -> HTML:
 
 def claims_table(source) -> HTML:
     """Every claim in full, nothing truncated: verdict, claim and setting, the paper's number, ours as estimate
-    [95% interval] (n), and the rule that decided; then the rules changed since the last run, with reasons."""
+    [95% interval] (n), and the rule that decided; then the declarations revised, with their reasons."""
     claims = claims_of(source)
     rows = []
     for c in claims:
@@ -144,7 +145,7 @@ def claims_table(source) -> HTML:
     revised = [c for c in claims if c.get("revised")]
     if revised:
         items = "".join(f'<li><strong>{_e(c["id"])}</strong>: {_e(c["revised"])}</li>' for c in revised)
-        out += f'<div class="ll-revised"><p><strong>Rules changed since the last run</strong></p><ul>{items}</ul></div>'
+        out += f'<div class="ll-revised"><p><strong>Declarations revised, with their reasons</strong> (the runs they changed are listed in the note at the top)</p><ul>{items}</ul></div>'
     return HTML(out)
 
 
@@ -167,16 +168,6 @@ def claims_digest(report, exclude=(), digits: int = 4) -> None:
         for label, d in [(c["id"], c)] + [(f"  part {i + 1}", p) for i, p in enumerate(c.get("parts") or [])]:
             lo, hi = d.get("interval") or (None, None)
             print(f"{label}: {d['verdict']}; {g(d.get('estimate'))} [{g(lo)}, {g(hi)}] (n = {d.get('n')})")
-
-
-def fmt_mean_sd(values, scale: float = 1.0, digits: int = 1, unit: str = "", n: bool = False) -> str:
-    """'94.6 ± 0.2%' from repeated measurements (sample sd; NaN ignored); '–' when there are none."""
-    v = np.asarray(values, dtype=float).ravel() * scale
-    v = v[np.isfinite(v)]
-    if len(v) == 0:
-        return "–"
-    sd = f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else ""
-    return f"{v.mean():.{digits}f}{sd}{unit}" + (f" (n = {len(v)})" if n else "")
 
 
 def _cell(x) -> str:

@@ -12,30 +12,12 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from lastlayer import PAPERS
-from lastlayer.book.display import VERDICTS, _e, badge, ours_text
+from lastlayer.book.display import _e, badge, ours_text
+from lastlayer.book.registry import find_papers
+from lastlayer.book.runner import status
+from lastlayer.stats import VERDICTS
 
 SCALES = ("cpu", "paper")  # book/executed/<id>.ipynb and book/executed/paper/<id>.ipynb
-TITLES = {
-    "geometry": "Geometry of the last layer",
-    "fixed_classifier": "Fixed random class vectors",
-    "digit_pairs": "Digit pairs: weight sharing and auxiliary losses",
-    "asv_init": "Adaptive signal variances (ASV) initialisation",
-    "feature_cache": "Feature-map caching",
-}
-# The paper behind each chapter: its key in book/references.bib and where to read it (None: no public link).
-SOURCES = {
-    "geometry": ("delacalle2019geometric", None),
-    "fixed_classifier": ("shalev2020redesigning", "https://arxiv.org/abs/2011.08704"),
-    "digit_pairs": ("ahmed2020digitpairs", None),
-    "asv_init": ("henmi2021asv", "https://arxiv.org/abs/2008.06885"),
-    "feature_cache": ("anand2022feature", None),
-}
-# Papers whose paper-scale run needs data this project cannot fetch offline.
-PAPER_SCALE_NEEDS = {
-    "fixed_classifier": "STL-10 and CIFAR-10/100, which are not available offline",
-    "asv_init": "the paper's image folders (Car, Food, Fungi), which are not available offline",
-}
 SCORECARD_HEAD = """---
 html_theme.sidebar_secondary.remove: true
 ---
@@ -61,16 +43,10 @@ def results_file(root: Path, paper: str, scale: str = "cpu") -> Path:
 def load_results(root: Path, scale: str = "cpu") -> dict[str, dict]:
     """{paper: results} for every paper with both an executed notebook and a results file at this scale."""
     out = {}
-    for paper in PAPERS:
+    for paper in find_papers(root):
         if results_file(root, paper, scale).exists() and executed(root, paper, scale).exists():
             out[paper] = json.loads(results_file(root, paper, scale).read_text())
     return out
-
-
-def chapter_status(root: Path, paper: str, scale: str = "cpu") -> str:
-    """'current', or 'stale' when the notebook, its profile or the code changed since the stored run."""
-    from lastlayer.book.runner import status
-    return status(paper, root, scale)
 
 
 def _is_setup(c: dict) -> str:
@@ -84,7 +60,7 @@ def _count_badges(claims: list[dict]) -> str:
                     for v in VERDICTS if counts[v]) or "–"
 
 
-def totals(results: dict[str, dict]) -> str:
+def totals(results: dict[str, dict], titles: dict[str, str]) -> str:
     """Per paper and overall: the verdicts of the paper's own setup, the proxies and the extensions apart."""
     head = "".join(f"<th>{h}</th>" for h in ("paper", "paper's setup", "proxies", "extensions"))
     rows, everything = [], []
@@ -92,7 +68,7 @@ def totals(results: dict[str, dict]) -> str:
         claims = r["claims"]
         everything += claims
         groups = [[c for c in claims if _is_setup(c) == g] for g in ("paper setup", "proxy", "extension")]
-        rows.append(f'<tr><td><a href="executed/{paper}.html">{_e(TITLES[paper])}</a></td>'
+        rows.append(f'<tr><td><a href="executed/{paper}.html">{_e(titles[paper])}</a></td>'
                     + "".join(f'<td data-label="{label}">{_count_badges(g)}</td>'
                               for label, g in zip(("paper's setup", "proxies", "extensions"), groups)) + "</tr>")
     groups = [[c for c in everything if _is_setup(c) == g] for g in ("paper setup", "proxy", "extension")]
@@ -115,16 +91,16 @@ def _minutes(r: dict) -> str:
     return f"{r['seconds'] / 60:.1f} min" + (f" ({workers} worker processes)" if workers > 1 else "")
 
 
-def paper_section(paper: str, r: dict, big: dict | None, states: dict) -> str:
+def paper_section(info, r: dict, big: dict | None, states: dict) -> str:
     """One paper's claims, verdict first; with the paper-scale verdict beside it when that run exists."""
-    key, link = SOURCES[paper]
-    read = f', <a href="{link}">the paper</a>' if link else ""
-    lines = [f"## {TITLES[paper]}", "",
+    paper = info.id
+    read = f', <a href="{info.url}">the paper</a>' if info.url else ""
+    lines = [f"## {info.title}", "",
              f'<p><a href="executed/{paper}.html">The chapter</a>{read}. '
              f"{_provenance(r, 'cpu', states.get((paper, 'cpu')))}"
              + (f"<br>{_provenance(big, 'paper', states.get((paper, 'paper')))}" if big else
-                (f"<br>Paper scale: not run here; it needs {_e(PAPER_SCALE_NEEDS[paper])}."
-                 if paper in PAPER_SCALE_NEEDS else "<br>Paper scale: not run yet.")) + "</p>", ""]
+                (f"<br>Paper scale: not run here; it needs {_e(info.paper_scale_needs)}."
+                 if info.paper_scale_needs else "<br>Paper scale: not run yet.")) + "</p>", ""]
     other = {c["id"]: c for c in (big or {}).get("claims", [])}
     rows = []
     for c in r["claims"]:
@@ -153,21 +129,21 @@ def paper_section(paper: str, r: dict, big: dict | None, states: dict) -> str:
 
 
 def scorecard(results: dict[str, dict], paper_results: dict[str, dict] | None = None,
-              states: dict | None = None) -> str:
-    paper_results, states = paper_results or {}, states or {}
-    parts = [SCORECARD_HEAD, "## Totals", "", totals(results)]
-    parts += [paper_section(p, r, paper_results.get(p), states) for p, r in results.items()]
+              states: dict | None = None, root: Path | None = None) -> str:
+    paper_results, states, info = paper_results or {}, states or {}, find_papers(root)
+    parts = [SCORECARD_HEAD, "## Totals", "", totals(results, {p: i.title for p, i in info.items()})]
+    parts += [paper_section(info[p], r, paper_results.get(p), states) for p, r in results.items()]
     return "\n\n".join(parts) + "\n"
 
 
 def times_table(results: dict[str, dict], paper_results: dict[str, dict] | None = None,
-                states: dict | None = None) -> str:
+                states: dict | None = None, root: Path | None = None) -> str:
     """The wall time and provenance of every executed chapter, from its results file."""
-    states = states or {}
+    states, info = states or {}, find_papers(root)
     lines = ["| paper | profile | status | device | torch | wall time | commit |", "|---|---|---|---|---|---|---|"]
     for scale, rs in (("cpu", results), ("paper", paper_results or {})):
         for paper, r in rs.items():
-            lines.append(f"| {TITLES[paper]} | `{r['profile']}` | "
+            lines.append(f"| {info[paper].title} | `{r['profile']}` | "
                          f"{states.get((paper, scale), 'current')} | {r['device']} | {r['torch']} | "
                          f"{_minutes(r)} | `{r['commit']}` |")
     return "\n".join(lines) + "\n"
@@ -180,7 +156,7 @@ def toc(root: Path) -> str:
              "format: jb-book", "root: book/intro", "parts:", "  - caption: Reading and rerunning",
              "    chapters:", "      - file: book/reproduce", "      - file: book/scorecard",
              "  - caption: The papers", "    numbered: true", "    chapters:"]
-    for paper in PAPERS:
+    for paper in find_papers(root):
         if executed(root, paper).exists():
             lines.append(f"      - file: book/executed/{paper}")
             if executed(root, paper, "paper").exists():
@@ -189,9 +165,21 @@ def toc(root: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
+def papers_table(root: Path) -> str:
+    """The introduction's table of chapters, from each paper's paper.yml: every chapter that has been run (links
+    are relative to book/intro.md, which includes this file)."""
+    lines = ["| chapter | paper | its question |", "|---|---|---|"]
+    for paper, info in find_papers(root).items():
+        if executed(root, paper).exists():
+            links = ", ".join(f"[{name}]({url})" for name, url in (("paper", info.url), ("code", info.code)) if url)
+            lines.append(f"| [{info.title}](executed/{paper}.ipynb) | {{cite:t}}`{info.citation}`"
+                         + (f" ({links})" if links else "") + f" | {info.question} |")
+    return "\n".join(lines) + "\n"
+
+
 def states_of(root: Path) -> dict:
     """{(paper, scale): 'current' | 'stale'} for every executed chapter."""
-    return {(p, s): chapter_status(root, p, s) for s in SCALES for p in load_results(root, s)}
+    return {(p, s): status(p, root, s) for s in SCALES for p in load_results(root, s)}
 
 
 def generated(root: Path) -> dict[Path, str]:
@@ -199,8 +187,9 @@ def generated(root: Path) -> dict[Path, str]:
     from .bench import load_benches, markdown_table
     root = Path(root)
     results, big, states = load_results(root), load_results(root, "paper"), states_of(root)
-    pages = {root / "book" / "scorecard.md": scorecard(results, big, states),
-             root / "book" / "_generated" / "times.md": times_table(results, big, states),
+    pages = {root / "book" / "scorecard.md": scorecard(results, big, states, root),
+             root / "book" / "_generated" / "times.md": times_table(results, big, states, root),
+             root / "book" / "_generated" / "papers.md": papers_table(root),
              root / "_toc.yml": toc(root)}
     benches = load_benches(root)
     pages[root / "book" / "_generated" / "bench.md"] = ("\n".join(markdown_table(b) for b in benches) if benches

@@ -13,8 +13,8 @@ import tempfile
 from pathlib import Path
 
 from lastlayer.book import install
-from lastlayer.book.report import PROFILE_ENV, RESULTS_ENV
-from lastlayer.book.runner import (DATA_ENV, KERNEL_ARGS, _environment, _quiet_papermill, available_papers, data_folder,
+from lastlayer.environment import CACHE_ENV, DATA_ENV, RESULTS_ENV
+from lastlayer.book.runner import (KERNEL_ARGS, _environment, available_papers, data_folder, inject_parameters,
                                    prepare, strip_volatile)
 
 CHECK_TAG = "nbval-check-output"  # nbval 0.11's tag (or a `# NBVAL_CHECK_OUTPUT` comment) for compared cells
@@ -42,10 +42,11 @@ def refresh(papers: list[str] | None, root: Path, out_dir: Path, progress: bool 
         paths, params, _ = prepare(paper, PROFILE, None, root)
         with tempfile.TemporaryDirectory(prefix=f"lastlayer-ref-{paper}-") as tmp:
             tmp = Path(tmp)
-            env = {RESULTS_ENV: str(tmp), PROFILE_ENV: PROFILE, DATA_ENV: str(data), "TQDM_DISABLE": "1",
-                   "LASTLAYER_CACHE": "off"}  # the references show a run, never a load from the cache
-            with _environment(env), _quiet_papermill():
-                pm.execute_notebook(str(paths.notebook(paper)), str(tmp / "ref.ipynb"), parameters=params,
+            env = {RESULTS_ENV: str(tmp), DATA_ENV: str(data), "TQDM_DISABLE": "1",
+                   CACHE_ENV: "off"}  # the references show a run, never a load from the cache
+            source = inject_parameters(paths.notebook(paper), params, tmp / "input.ipynb")
+            with _environment(env):
+                pm.execute_notebook(str(source), str(tmp / "ref.ipynb"),
                                     kernel_name="python3", progress_bar=progress, cwd=str(out_dir),
                                     log_output=False, extra_arguments=KERNEL_ARGS)
             nb = without_images(strip_volatile(json.loads((tmp / "ref.ipynb").read_text())))

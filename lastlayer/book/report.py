@@ -8,31 +8,24 @@ and the wall time.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-VERDICTS = ("reproduced", "partly", "inconclusive", "not reproduced", "not testable")
-RESULTS_ENV = "LASTLAYER_RESULTS_DIR"
-PROFILE_ENV = "LASTLAYER_PROFILE"
+from lastlayer.environment import RESULTS_ENV
+from lastlayer.stats import VERDICTS
+
 REQUIRED_KEYS = ("paper", "profile", "parameters", "device", "torch", "commit", "seconds", "claims", "runs",
                  "metrics")
 CLAIM_KEYS = ("id", "statement", "paper", "ours", "estimate", "interval", "n", "rule", "rule_parameters",
               "declaration_hash", "setting", "verdict", "criterion")
-
-
-def mean_std(values, digits: int = 3, scale: float = 1.0) -> str:
-    """'0.931 ± 0.004 (n=10)': the mean and sample standard deviation of repeated measurements."""
-    v = np.asarray(values, dtype=float) * scale
-    std = v.std(ddof=1) if len(v) > 1 else float("nan")
-    return f"{v.mean():.{digits}f} ± {std:.{digits}f} (n={len(v)})"
 
 
 # What a run's outputs depend on. The book's own files (executed notebooks, results, generated pages) are not
@@ -103,7 +96,6 @@ class Report:
         self.claims: list[dict] = []
         self.runs: list[dict] = []
         self.metrics: dict = {}
-        self._start = time.perf_counter()
 
     def add(self, claim, decision, ours: str | None = None) -> dict:
         """Add a declared claim (`lastlayer.claims.Claim`) with the decision its rule computed."""
@@ -113,22 +105,21 @@ class Report:
         self.claims.append(entry)
         return entry
 
+    def add_decisions(self, decided) -> None:
+        """Every (claim, decision, ours) of a paper's `decide`, in its order."""
+        for claim, decision, ours in decided:
+            self.add(claim, decision, ours)
+
     def add_runs(self, rows) -> None:
-        """The raw per-run measurements the claims' rules consumed (dicts of scalars), so that every verdict
-        can be recomputed from the results file without rerunning."""
-        self.runs.extend(dict(r) for r in rows)
+        """The raw per-run measurements the claims' rules consumed (a paper's row dataclasses, or dicts of
+        scalars), so that every verdict can be recomputed from the results file without rerunning."""
+        self.runs.extend(dataclasses.asdict(r) if dataclasses.is_dataclass(r) else dict(r) for r in rows)
 
     def to_dict(self) -> dict:
-        return {"paper": self.paper, "profile": os.environ.get(PROFILE_ENV, "custom"),
-                "parameters": self.parameters, "device": self.device, "torch": torch.__version__,
-                "commit": git_commit(), "seconds": round(time.perf_counter() - self._start, 1),
+        """What the kernel knows. The runner adds the provenance (profile, parameters as run, commit, wall
+        time, input hash): one writer for each field."""
+        return {"paper": self.paper, "device": self.device, "torch": torch.__version__,
                 "claims": list(self.claims), "runs": self.runs, "metrics": self.metrics}
-
-    def table(self):
-        """The claims as a pandas DataFrame, for display in the notebook."""
-        import pandas as pd
-        return pd.DataFrame(self.claims).set_index("id")[["verdict", "statement", "paper", "ours", "setting",
-                                                          "criterion"]]
 
     def save(self, directory: str | os.PathLike | None = None) -> Path:
         """Write `<directory>/<paper>.json` atomically; the directory defaults to $LASTLAYER_RESULTS_DIR

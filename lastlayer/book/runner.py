@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import os
 import shlex
 import signal
@@ -23,16 +22,14 @@ from pathlib import Path
 
 import yaml
 
-from lastlayer import PAPERS, PROFILES
 from lastlayer.book import install
+from lastlayer.book.registry import PROFILES, PaperError, find_papers, get_paper
 from lastlayer.book.params import ParameterError, Parameter, format_value, parse_value, read_cell
 from lastlayer.book.params import check as check_values
-from lastlayer.book.report import PROFILE_ENV, RESULTS_ENV, git_commit, validate, write_json_atomic
+from lastlayer.book.report import git_commit, validate, write_json_atomic
+from lastlayer.environment import DATA_ENV, DEADLINE_ENV, RESULTS_ENV, WORKERS_ENV
 from lastlayer.provenance import PACKAGE_DIR, code_files
 
-DEADLINE_ENV = "LASTLAYER_DEADLINE"  # the run cache's names (lastlayer.training.cache), kept torch-free here
-WORKERS_ENV = "LASTLAYER_WORKERS"
-DATA_ENV = "LASTLAYER_DATA"  # lastlayer.data reads it; named here so the command line starts without torch
 __all__ = ["RunnerError", "PartialRun", "run", "prepare", "parse_value", "format_value", "input_hash"]
 
 
@@ -62,9 +59,6 @@ class Paths:
     def notebook(self, paper: str) -> Path:
         return self.notebooks / f"{paper}.ipynb"
 
-    def profiles(self, paper: str) -> Path:
-        return self.notebooks / f"{paper}.yml"
-
     # The paper-scale run lives beside the chapter's (cpu) run, never over it: book/{executed,results}/paper/.
     def executed(self, paper: str, profile: str = "cpu") -> Path:
         return self.root / "book" / "executed" / ("paper" if profile == "paper" else "") / f"{paper}.ipynb"
@@ -76,12 +70,17 @@ class Paths:
 def available_papers(root: Path | None = None) -> list[str]:
     """The papers whose notebook exists, in the book's order."""
     paths = Paths(root or default_root())
-    return [p for p in PAPERS if paths.notebook(p).exists()]
+    try:
+        return [p for p in find_papers(paths.root) if paths.notebook(p).exists()]
+    except PaperError as e:
+        raise RunnerError(str(e)) from None
 
 
 def check_paper(paper: str, paths: Paths) -> None:
-    if paper not in PAPERS:
-        raise RunnerError(f"unknown paper {paper!r}; known papers: {', '.join(PAPERS)}")
+    try:
+        get_paper(paper, paths.root)
+    except PaperError as e:
+        raise RunnerError(str(e)) from None
     if not paths.notebook(paper).exists():
         raise RunnerError(f"paper {paper!r} has no notebook yet ({paths.notebook(paper).name} is missing)")
 
@@ -101,38 +100,12 @@ def notebook_parameters(notebook: Path) -> dict[str, Parameter]:
         raise RunnerError(str(e)) from None
 
 
-def notebook_defaults(notebook: Path) -> dict:
-    """{name: default value} of the parameters cell."""
-    return {name: p.default for name, p in notebook_parameters(notebook).items()}
-
-
 def load_profiles(paper: str, paths: Paths) -> dict[str, dict]:
-    """Every profile of a paper: {profile: overrides}."""
-    file = paths.profiles(paper)
-    if not file.exists():
-        raise RunnerError(f"paper {paper!r} has no profiles file ({file.name})")
+    """Every profile of a paper: {profile: overrides}, from its paper.yml."""
     try:
-        profiles = yaml.safe_load(file.read_text()) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f", line {mark.line + 1} column {mark.column + 1}" if mark else ""
-        raise RunnerError(f"{file.relative_to(paths.root)}{where}: not valid YAML: "
-                          f"{getattr(e, 'problem', None) or e}") from None
-    if not isinstance(profiles, dict):
-        raise RunnerError(f"{file.relative_to(paths.root)}: expected a mapping of profiles")
-    missing = [p for p in PROFILES if p not in profiles]
-    if missing:
-        raise RunnerError(f"{file.name}: profile(s) {', '.join(missing)} not defined")
-    bad = [p for p in PROFILES if not isinstance(profiles[p] or {}, dict)]
-    if bad:
-        raise RunnerError(f"{file.name}: profile(s) {', '.join(bad)} must map parameter names to values")
-    return {p: dict(profiles[p] or {}) for p in PROFILES}
-
-
-def load_profile(paper: str, profile: str, paths: Paths) -> dict:
-    if profile not in PROFILES:
-        raise RunnerError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    return load_profiles(paper, paths)[profile]
+        return get_paper(paper, paths.root).profiles
+    except PaperError as e:
+        raise RunnerError(str(e)) from None
 
 
 def check_parameters(where: str, values: dict, params: dict[str, Parameter]) -> dict:
@@ -150,7 +123,7 @@ def prepare(paper: str, profile: str = "cpu", overrides: dict | None = None,
     if profile not in PROFILES:
         raise RunnerError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
     declared = notebook_parameters(paths.notebook(paper))
-    profiles = {name: check_parameters(f"{paths.profiles(paper).name}, profile {name}", values, declared)
+    profiles = {name: check_parameters(f"lastlayer/papers/{paper}/paper.yml, profile {name}", values, declared)
                 for name, values in load_profiles(paper, paths).items()}
     overrides = check_parameters(paper, dict(overrides or {}), declared)
     defaults = {name: p.default for name, p in declared.items()}
@@ -302,26 +275,38 @@ def _terminated_cleanly():
 KERNEL_ARGS = ["--IPKernelApp.log_level=ERROR"]
 
 
-@contextlib.contextmanager
-def _quiet_papermill():
-    """Papermill's own reading of the parameters cell warns about lines it cannot parse (any line with two
-    '=', e.g. a `[>= 1]` constraint) and about 'unknown' parameters: the runner has checked them already."""
-    logger = logging.getLogger("papermill")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
+def _python(value) -> str:
+    """A parameter value as Python source (strings in double quotes, as papermill writes them)."""
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_python(v) for v in value) + "]"
+    return repr(value)
+
+
+def inject_parameters(notebook: Path, params: dict, out: Path) -> Path:
+    """Write `notebook` to `out` with a cell tagged `injected-parameters` after its `parameters` cell, assigning
+    every parameter as it will run. The runner writes this cell itself, so the parameters cell is read by one
+    parser only (`params.read_cell`, which checked the values); papermill just executes the result."""
+    nb = json.loads(notebook.read_text())
+    cells = [c for c in nb["cells"] if "injected-parameters" not in c.get("metadata", {}).get("tags", [])]
+    at = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+    source = "# Parameters\n" + "".join(f"{name} = {_python(value)}\n" for name, value in params.items())
+    cells.insert(at + 1, {"cell_type": "code", "execution_count": None, "id": "injected-parameters",
+                          "metadata": {"tags": ["injected-parameters"]}, "outputs": [], "source": source})
+    nb["cells"] = cells
+    out.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+    return out
 
 
 def _execute(paper: str, paths: Paths, params: dict, tmp: Path, env: dict, progress: bool) -> Path:
     import papermill as pm
 
     out = tmp / f"{paper}.ipynb"
-    with _environment(env), _quiet_papermill():
+    source = inject_parameters(paths.notebook(paper), params, tmp / f"{paper}.input.ipynb")
+    with _environment(env):
         try:
-            pm.execute_notebook(str(paths.notebook(paper)), str(out), parameters=params, kernel_name="python3",
+            pm.execute_notebook(str(source), str(out), kernel_name="python3",
                                 progress_bar=progress, cwd=str(paths.notebooks), log_output=False,
                                 extra_arguments=KERNEL_ARGS)
         except pm.PapermillExecutionError as e:
@@ -372,7 +357,7 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
     start_wall = time.time()
     with tempfile.TemporaryDirectory(prefix=f"lastlayer-{paper}-") as tmp:
         tmp = Path(tmp)
-        env = {RESULTS_ENV: str(tmp), PROFILE_ENV: profile, "TQDM_DISABLE": "1", DATA_ENV: str(data),
+        env = {RESULTS_ENV: str(tmp), "TQDM_DISABLE": "1", DATA_ENV: str(data),
                "PYDEVD_DISABLE_FILE_VALIDATION": "1", WORKERS_ENV: str(workers)}
         if max_minutes is not None:
             env[DEADLINE_ENV] = str(start_wall + 60 * max_minutes)
@@ -412,8 +397,6 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
             failed = install.keep_failed(paths.root, paper, out, results)
             raise RuntimeError(f"{paper}: could not install the outputs into the book ({e}); both book files "
                                f"are as before, the computed outputs are in {failed}") from None
-    from lastlayer.book.pages import write_pages  # the scorecard and run-time pages follow the results
-    write_pages(paths.root)
     print(f"{paper}: done in {seconds / 60:.1f} min -> {paths.executed(paper, profile).relative_to(paths.root)}, "
           f"{paths.results(paper, profile).relative_to(paths.root)}", flush=True)
     return results
@@ -421,15 +404,9 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
 
 def prepare_notebooks(profile: str, out_dir: Path, root: Path | None = None) -> list[Path]:
     """Inject a profile's parameters into every notebook without executing it."""
-    import papermill as pm
-
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for paper in available_papers(root):
         paths, params, _ = prepare(paper, profile, None, root)
-        out = out_dir / f"{paper}.ipynb"
-        with _quiet_papermill():
-            pm.execute_notebook(str(paths.notebook(paper)), str(out), parameters=params, prepare_only=True,
-                                kernel_name="python3", progress_bar=False)
-        written.append(out)
+        written.append(inject_parameters(paths.notebook(paper), params, out_dir / f"{paper}.ipynb"))
     return written

@@ -50,15 +50,16 @@ def _copy_mathjax(app, exception) -> None:
 def _chapters(app) -> dict[str, tuple[str, str]]:
     """{docname: (paper, scale)} of the executed chapters, with their status computed once per build."""
     if not hasattr(app, "_lastlayer_states"):  # on the app, not the env: the env is cached between builds
-        from lastlayer import PAPERS
-        from lastlayer.book.pages import chapter_status, executed
+        from lastlayer.book.pages import executed
+        from lastlayer.book.registry import find_papers
+        from lastlayer.book.runner import status
         root = Path(app.srcdir)
         states = {}
-        for paper in PAPERS:
+        for paper in find_papers(root):
             for scale, doc in (("cpu", f"book/executed/{paper}"), ("paper", f"book/executed/paper/{paper}")):
                 if executed(root, paper, scale).exists():
                     try:
-                        states[doc] = (paper, scale, chapter_status(root, paper, scale))
+                        states[doc] = (paper, scale, status(paper, root, scale))
                     except (OSError, ValueError, KeyError):
                         states[doc] = (paper, scale, "stale")
         app._lastlayer_states = states

@@ -39,11 +39,8 @@ from pathlib import Path
 
 import torch
 
+from lastlayer.environment import CACHE_ENV, DEADLINE_ENV, WORKERS_ENV
 from lastlayer.provenance import PACKAGE_DIR, code_hash
-
-CACHE_ENV = "LASTLAYER_CACHE"
-DEADLINE_ENV = "LASTLAYER_DEADLINE"
-WORKERS_ENV = "LASTLAYER_WORKERS"
 
 
 class DeadlineReached(RuntimeError):

@@ -1,5 +1,8 @@
-"""ASV initialisation (asv_init): initialisers, layer tracing, signal recording, plain networks, image folders."""
+"""ASV initialisation (asv_init): initialisers, layer tracing, signal recording, plain networks, image folders,
+the notebook's one call `run(Params)` and `claims.decide(rows, params)`."""
 import math
+from dataclasses import asdict, fields, replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -9,7 +12,8 @@ import torch.nn.functional as F
 from lastlayer.data import DataError, Split
 from lastlayer.augment import RandomResizedCrop
 from lastlayer.init import METHODS, initialize, pool_gamma, pool_tau, std_table, trace, windowed_max_gamma
-from lastlayer.papers.asv_init import claims, figures
+from lastlayer.book.runner import notebook_parameters
+from lastlayer.papers.asv_init import GridRow, Params, PooledRow, claims, figures, run
 from lastlayer.papers.asv_init.experiments import gamma_check, load_data, train_with_init, variance_picture
 from lastlayer.papers.asv_init.reference import F34_STD_COLUMNS, F34_STDS
 from lastlayer.models import create_model
@@ -18,6 +22,12 @@ from lastlayer.signal import jumps, pool_gamma_mc, signal_variances
 from lastlayer.training.trainer import TrainConfig
 
 F34_NOTES, COLUMNS = F34_STDS, F34_STD_COLUMNS  # the formulas' check table (reference.py)
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "asv_init.ipynb"
+
+
+def _params(**overrides) -> Params:
+    """The notebook's defaults (its parameters cell), with `overrides`."""
+    return replace(Params(**{k: p.default for k, p in notebook_parameters(NOTEBOOK).items()}), **overrides)
 
 
 @pytest.fixture(scope="module")
@@ -264,10 +274,38 @@ def test_profile_measures_tau_and_gamma_of_a_relu():
 def test_variance_picture_rows_on_a_small_plain_net():
     curves, pooled = variance_picture("f14_narrow", lambda s: torch.randn(4, 1, 28, 28), (1, 28, 28), 10, draws=2,
                                       methods=("asv_forward", "asv_backward"))
-    assert len(curves) == 2 * 2 * 14 and set(pooled.layer) == {1, 13}
-    stem = pooled[pooled.layer == 1].iloc[0]
+    assert len(curves) == 2 * 2 * 14 and {r.layer for r in pooled} == {1, 13}
+    assert all(isinstance(r, PooledRow) and r.experiment == "variance picture" for r in pooled)
+    stem = [r for r in pooled if r.layer == 1][0]
     assert stem.gamma_windows > stem.gamma_formula  # the stem's 3x3 stride-2 windows overlap
     assert stem.gamma == pytest.approx(stem.gamma_windows, rel=0.15)
+
+
+def test_params_are_the_parameters_cell():
+    assert [f.name for f in fields(Params)] == list(notebook_parameters(NOTEBOOK))
+
+
+TINY = dict(signal_model="f14_narrow", signal_size=28, signal_batch=2, signal_seeds=2, signal_data_batch=8,
+            train_size=32, val_size=32, batch_size=32, epochs=1, lrs=[1e-3], optimizers=["adam"],
+            optimizer_lrs=[1e-3], n_seeds=2, device="cpu")
+
+
+def test_run_at_a_tiny_size_gives_rows_the_claims_decide(monkeypatch):
+    monkeypatch.setenv("LASTLAYER_CACHE", "off")
+    params = _params(**TINY)
+    runs = run(params)
+    picture = [r for r in runs.rows if isinstance(r, PooledRow)]
+    grid = [r for r in runs.rows if isinstance(r, GridRow)]
+    assert len(picture) == 5 * 2 * 2 and len(grid) == len(runs.rows) - len(picture) == 2 * 5 * 2
+    assert {r.experiment for r in grid} == {"table1", "table3"} and {r.dataset for r in grid} == {"fashion_mnist"}
+    assert runs.metrics == {"runs": 20, "diverged_runs": sum(r.diverged for r in grid)}
+    assert len(runs.table1) == len(runs.table3) == 10 and set(runs.f34_pooled.layer) == {1, 13}
+    assert set(runs.cpu_pooled.network) == {"f14_narrow"} and len(runs.f34_stds) == 34 and len(runs.gamma) == 4
+    decided = claims.decide(runs.rows, params)
+    assert [c.id for c, _, _ in decided] == [c.id for c in claims.CLAIMS]
+    v = {c.id: d.verdict for c, d, _ in decided}
+    assert v["asv-backward-best-adam-paper"] == v["asv-best-optimizers-paper"] == "not testable"
+    assert all(v[c.id] != "not testable" for c in claims.CLAIMS if not c.id.endswith("-paper"))
 
 
 # ---------------------------------------------------------------- claims on synthetic runs
@@ -282,15 +320,15 @@ def _pooled(asv_fwd=0.0, asv_bwd=0.0, classical=3.0, stem_gap=0.0, tau_log2=0.0,
             for layer, pool in ((1, "max 9"), (33, "avg 49")):
                 fwd = asv_fwd if m == "asv_forward" else (classical if m in claims.CLASSICAL else 2.0)
                 bwd = asv_bwd if m == "asv_backward" else (classical if m in claims.CLASSICAL else 2.0)
-                rows.append(dict(method=m, draw=d, layer=layer, pool=pool, fwd_jump=fwd + e(), bwd_jump=bwd + e(),
-                                 fwd_pred=0.0, bwd_pred=0.0, bwd_pred_windows=bwd - stem_gap,
-                                 tau=0.166 * 2 ** (tau_log2 + e()), tau_formula=0.166, gamma=0.25,
-                                 gamma_formula=0.11, gamma_windows=0.25))
+                rows.append(PooledRow("variance picture", "f34", m, d, layer, pool, fwd_jump=fwd + e(),
+                                      bwd_jump=bwd + e(), fwd_pred=0.0, bwd_pred=0.0, bwd_pred_windows=bwd - stem_gap,
+                                      tau=0.166 * 2 ** (tau_log2 + e()), tau_formula=0.166, gamma=0.25,
+                                      gamma_formula=0.11, gamma_windows=0.25))
     return rows
 
 
 def _runs(best="asv_backward", gap=0.1, datasets=("fashion_mnist",), model="f14_narrow", optimizers=("adam",),
-          seeds=5, seed=0, noise=0.01):
+          seeds=5, seed=0, noise=0.01, table="table1"):
     g = torch.Generator().manual_seed(seed)
     rows = []
     for d in datasets:
@@ -299,13 +337,25 @@ def _runs(best="asv_backward", gap=0.1, datasets=("fashion_mnist",), model="f14_
                 for lr in (1e-4, 1e-3):
                     for s in range(seeds):
                         acc = 0.6 + (gap if m == best else 0.0) - (0.05 if lr == 1e-4 else 0.0)
-                        rows.append(dict(dataset=d, model=model, optimizer=o, method=m, lr=lr, seed=s,
-                                         peak_acc=acc + noise * float(torch.randn((), generator=g)), diverged=False))
+                        acc += noise * float(torch.randn((), generator=g))
+                        rows.append(GridRow(table, d, model, m, o, lr, s, peak_acc=acc, final_acc=acc, epochs_done=1,
+                                            diverged=False))
     return rows
 
 
-def _verdicts(*args):
-    return {c.id: d.verdict for c, d, _ in claims.decide(*args)}
+def _t3(**kw):
+    return _runs(**{"best": "asv_forward", "model": "f20_narrow", "optimizers": ("sgd", "adam"), **kw,
+                    "table": "table3"})
+
+
+def _decide(pooled=None, t1=None, t3=None, **params):
+    rows = [*(_pooled() if pooled is None else pooled), *(_runs() if t1 is None else t1),
+            *(_t3() if t3 is None else t3)]
+    return claims.decide(rows, _params(**params))
+
+
+def _verdicts(*args, **params):
+    return {c.id: d.verdict for c, d, _ in _decide(*args, **params)}
 
 
 def test_claims_are_declared_once_with_their_settings():
@@ -314,7 +364,7 @@ def test_claims_are_declared_once_with_their_settings():
 
 
 def test_decide_on_runs_that_agree_with_the_paper():
-    v = _verdicts(_pooled(), _runs(), _runs(best="asv_forward", model="f20_narrow", optimizers=("sgd", "adam")))
+    v = _verdicts()
     assert v == {"forward-variance-pooling": "reproduced", "backward-variance-pooling": "reproduced",
                  "classical-jump-more": "reproduced", "stem-pool-jump-windows": "reproduced",
                  "global-pool-tau": "reproduced", "asv-backward-best-adam": "reproduced",
@@ -324,41 +374,69 @@ def test_decide_on_runs_that_agree_with_the_paper():
 
 def test_decide_on_runs_that_contradict_the_paper():
     v = _verdicts(_pooled(asv_fwd=2.5, asv_bwd=-8.0, classical=0.0, stem_gap=1.2, tau_log2=1.0),
-                  _runs(best="kaiming_forward"), _runs(best="xavier", model="f20_narrow"))
+                  _runs(best="kaiming_forward"), _t3(best="xavier", optimizers=("adam",)))
     assert all(v[c] == "not reproduced" for c in ("forward-variance-pooling", "backward-variance-pooling",
                                                  "classical-jump-more", "stem-pool-jump-windows", "global-pool-tau",
                                                  "asv-backward-best-adam", "asv-best-optimizers"))
 
 
 def test_decide_one_bad_pooled_layer_makes_partly():
-    pooled = [r if not (r["method"] == "asv_forward" and r["layer"] == 33) else {**r, "fwd_jump": 3.0 + r["fwd_jump"]}
+    pooled = [r if not (r.method == "asv_forward" and r.layer == 33) else replace(r, fwd_jump=3.0 + r.fwd_jump)
               for r in _pooled()]
-    assert _verdicts(pooled, _runs(), _runs(model="f20_narrow"))["forward-variance-pooling"] == "partly"
+    assert _verdicts(pooled)["forward-variance-pooling"] == "partly"
+
+
+def test_decide_parts_are_labelled_and_a_single_part_is_shown_as_itself():
+    out = {c.id: (d, ours) for c, d, ours in _decide()}
+    d, ours = out["forward-variance-pooling"]
+    assert [p.label for p in d.parts] == ["layer 1 (max 9)", "layer 33 (avg 49)"] and d.estimate is None
+    assert ours.startswith("layer 1 (max 9): ") and "reproduced" in ours
+    assert len(out["classical-jump-more"][0].parts) == 12
+    assert [p.label for p in out["asv-best-optimizers"][0].parts] == ["sgd", "adam"]
+    single = out["asv-backward-best-adam"][0]  # one dataset: its own estimate and interval, not a combination
+    assert single.label == "fashion_mnist" and single.estimate is not None and not single.parts
 
 
 def test_decide_scores_each_seed_at_its_best_learning_rate():
     import pandas as pd
-    t1 = pd.DataFrame(_runs(gap=0.0, seeds=3, noise=0.05))
-    best = t1.groupby(["method", "seed"]).peak_acc.max().groupby("method").mean()
-    (d,) = [d for c, d, _ in claims.decide(_pooled(), t1, _runs(model="f20_narrow")) if c.id == "asv-backward-best-adam"]
+    t1 = _runs(gap=0.0, seeds=3, noise=0.05)
+    best = pd.DataFrame(map(asdict, t1)).groupby(["method", "seed"]).peak_acc.max().groupby("method").mean()
+    (d,) = [d for c, d, _ in _decide(t1=t1) if c.id == "asv-backward-best-adam"]
     assert d.estimate == pytest.approx(best["asv_backward"] - best.drop("asv_backward").max(), abs=1e-5)
     assert d.n == 3
 
 
 def test_decide_paper_data_moves_the_verdict_to_the_paper_row():
     t1 = _runs(datasets=("car", "food", "fungi"), model="f34")
-    t3 = _runs(best="asv_forward", datasets=("car",), model="f50", optimizers=("sgd", "adam"))
-    out = {c.id: (d.verdict, ours) for c, d, ours in claims.decide(_pooled(), t1, t3)}
+    t3 = _t3(datasets=("car",), model="f50")
+    out = {c.id: (d.verdict, ours) for c, d, ours in _decide(t1=t1, t3=t3, datasets=["car", "food", "fungi"],
+                                                            model="f34", table3_dataset="car", table3_model="f50")}
     assert out["asv-backward-best-adam-paper"][0] == "reproduced" and "fungi" in out["asv-backward-best-adam-paper"][1]
     assert out["asv-backward-best-adam"][0] == out["asv-best-optimizers"][0] == "not testable"
     assert out["asv-best-optimizers-paper"][0] == "reproduced"
 
 
 def test_diverged_runs_are_counted_in_the_ours_line():
-    t1 = [{**r, "diverged": r["method"] == "xavier", "peak_acc": 0.1 if r["method"] == "xavier" else r["peak_acc"]}
-          for r in _runs()]
-    ours = {c.id: o for c, _, o in claims.decide(_pooled(), t1, _runs(model="f20_narrow"))}
+    t1 = [replace(r, diverged=True, peak_acc=0.1) if r.method == "xavier" else r for r in _runs()]
+    ours = {c.id: o for c, _, o in _decide(t1=t1)}
     assert "10 of 50 runs diverged" in ours["asv-backward-best-adam"]
+
+
+def test_decide_with_an_arm_missing_is_not_testable_with_a_reason():
+    no_asv = [r for r in _runs() if r.method != "asv_backward"]
+    out = {c.id: (d, ours) for c, d, ours in _decide(t1=no_asv, t3=[])}
+    d, ours = out["asv-backward-best-adam"]
+    assert d.verdict == "not testable" and "asv_backward" in d.detail and ours is None
+    d, _ = out["asv-best-optimizers"]
+    assert d.verdict == "not testable" and "no part" in d.detail
+    assert out["forward-variance-pooling"][0].verdict == "reproduced"
+    out = {c.id: d for c, d, _ in _decide(pooled=[r for r in _pooled() if r.method != "xavier"])}
+    assert out["classical-jump-more"].verdict == "inconclusive"  # 8 parts hold; Xavier's 4 are not testable
+    assert sum(p.verdict == "not testable" for p in out["classical-jump-more"].parts) == 4
+    out = {c.id: d for c, d, _ in _decide(pooled=[])}
+    assert all(out[c].verdict == "not testable" and out[c].detail for c in (
+        "forward-variance-pooling", "backward-variance-pooling", "classical-jump-more", "stem-pool-jump-windows",
+        "global-pool-tau"))
 
 
 # ---------------------------------------------------------------- figure helpers on fake data
@@ -367,14 +445,15 @@ def test_figure_helpers_on_fake_data():
     import matplotlib
     matplotlib.use("Agg")
     import pandas as pd
-    pooled = pd.DataFrame(_pooled(draws=3))
+    pooled = pd.DataFrame(map(asdict, _pooled(draws=3)))
     curves = pd.DataFrame([dict(method=m, draw=d, l=l, forward=0.1 * l, backward=-0.1 * l)
                            for m in METHODS for d in range(2) for l in range(1, 35)])
     jt = figures.jump_table(pooled)
     assert jt.shape == (4, 5) and "±" in jt.iloc[0, 0] and "(" in jt.iloc[0, 0]
+    assert jt.loc[("forward", "1 (max 9)"), "Xavier"].startswith("+3.0")  # a change in log2 keeps its sign
     th = figures.theory_table(pooled)
     assert list(th.index) == ["1 (max 9)", "33 (avg 49)"] and th.shape[1] <= 7
-    t1, t3 = pd.DataFrame(_runs(seeds=3)), pd.DataFrame(_runs(optimizers=("sgd", "adam"), seeds=3))
+    t1, t3 = (pd.DataFrame(map(asdict, rows)) for rows in (_runs(seeds=3), _runs(optimizers=("sgd", "adam"), seeds=3)))
     table = figures.table1(t1)
     assert float(table.loc["ours: fashion_mnist", "ASV (backward)"].split(" ± ")[0]) == pytest.approx(70, abs=2)
     assert table.loc["paper: car", "ASV (backward)"] == "81.49"
@@ -385,6 +464,8 @@ def test_figure_helpers_on_fake_data():
     g = figures.gamma_table(pd.DataFrame([dict(kernel=3, stride=2, padding=1, measured=0.25, se=0.001, paper=0.11,
                                                windows=0.249)]))
     assert g.loc["3x3, stride 2, pad 1", "γ Monte Carlo"] == "0.2500 ± 0.0010"
+    numbers = figures.picture_numbers(pooled)
+    assert numbers["gamma-ratio"] == pytest.approx(0.25 / 0.11) and numbers["tau-log2"] == pytest.approx(0, abs=0.1)
 
 
 def test_std_check_against_the_reference_table(f34_stds):

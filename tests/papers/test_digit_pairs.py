@@ -3,8 +3,9 @@ import torch
 import torch.nn.functional as F
 
 from lastlayer.data import load
+from lastlayer.models import create_model
 from lastlayer.models.pairnet import PairNet, SiameseNet, pair_objective, siamese_objective
-from lastlayer.papers.digit_pairs.experiments import build, digit_pairs, to_pairs, train_rounds
+from lastlayer.papers.digit_pairs.rounds import RoundRow, build, digit_pairs, to_pairs, train_rounds
 from lastlayer.training.trainer import Callback, NonFiniteLossError
 
 
@@ -59,7 +60,8 @@ def test_normalized_uses_training_statistics(data_root):
 @pytest.mark.parametrize("bn,skip", [(True, False), (False, True), (True, True)])
 def test_models_expose_features_and_head(bn, skip):
     x = torch.randn(5, 2, 14, 14)
-    for model in (PairNet(8, 8, 16, bn, skip), SiameseNet(8, 8, 16, bn, skip)):
+    for name in ("pairnet", "siamese"):
+        model = create_model(name, num_classes=2, c1=8, c2=8, hidden=16, batch_norm=bn, skip=skip)
         model.eval()
         assert torch.allclose(model(x), model.head(model.features(x)))
         assert model(x).shape == (5, 2)
@@ -96,6 +98,16 @@ def test_auxiliary_weight_enters_the_loss():
     assert torch.allclose(l0, l_pair) and l1.item() > l0.item()
 
 
+def test_build_makes_the_kinds_through_the_registry():
+    torch.manual_seed(0)
+    pair, _ = build("pair", 8, 8, 16)
+    torch.manual_seed(0)
+    assert isinstance(pair, PairNet) and torch.equal(pair.head.weight, PairNet(8, 8, 16).head.weight)
+    for kind in ("siamese2", "siamese10"):
+        model, objective = build(kind, 8, 8, 16, batch_norm=False)
+        assert isinstance(model, SiameseNet) and model.head.out_features == 2 and callable(objective)
+
+
 def test_unknown_kind_and_readout():
     with pytest.raises(ValueError, match="unknown model kind"):
         build("triplet")
@@ -104,15 +116,59 @@ def test_unknown_kind_and_readout():
 
 
 def test_train_rounds_learns_and_records_divergence(data_root):
-    r = train_rounds("siamese10", rounds=2, n=200, epochs=3, c1=8, c2=8, hidden=16, lr=0.25, root=data_root)
+    r = train_rounds("siamese10", rounds=2, n_pairs=200, epochs=3, c1=8, c2=8, hidden=16, lr=0.25, root=data_root,
+                     experiment="fig1b", varied="lr")
     assert len(r.test_acc) == 2 and r.mean > 0.6 and r.diverged == 0
+    rows = r.rows()
+    assert all(isinstance(row, RoundRow) for row in rows) and [row.seed for row in rows] == [0, 1]
+    assert rows[1].experiment == "fig1b" and rows[1].varied == "lr" and rows[1].n_pairs == 200
+    assert rows[1].epochs == 3 and rows[1].test_acc == r.test_acc[1] and not rows[1].diverged
     class Poison(Callback):  # a NaN weight makes the first loss NaN
         def on_train_start(self, model, optimizer):
             next(model.parameters()).data.fill_(float("nan"))
 
-    bad = train_rounds("pair", rounds=2, n=100, epochs=1, c1=8, c2=8, hidden=16, root=data_root,
+    bad = train_rounds("pair", rounds=2, n_pairs=100, epochs=1, c1=8, c2=8, hidden=16, root=data_root,
                        callbacks=lambda r: [Poison()] if r == 0 else [], on_nonfinite="record")
     assert bad.diverged == 1 and bad.mean == bad.test_acc[1]
+    assert [row.diverged for row in bad.rows()] == [True, False]
     with pytest.raises(NonFiniteLossError, match="epoch 1, batch 1"):
-        train_rounds("pair", rounds=1, n=100, epochs=1, c1=8, c2=8, hidden=16, root=data_root,
+        train_rounds("pair", rounds=1, n_pairs=100, epochs=1, c1=8, c2=8, hidden=16, root=data_root,
                      callbacks=lambda r: [Poison()])
+
+
+def test_run_trains_every_experiment_once_and_decides(data_root):
+    """`run` at a tiny size: Table I, each sweep's values other than Table I's, Figure 2 with and without
+    batch norm; the rows decide every claim."""
+    from lastlayer.papers.digit_pairs import GradientRow, Params, claims, run
+    p = Params(seed=0, device="cpu", n_pairs=60, epochs=1, batch_size=30, rounds=2, c1=4, c2=4, hidden=8,
+               lr_pair=1.0, lr_siamese=0.25, w_aux=10 ** -0.5, bn_skip_combos=[[False, False], [True, False]],
+               bn_skip_rounds=2, grid_lrs=[0.1, 1.0], lr_rounds=2, aux_weights=[0.0, 10 ** -0.5], aux_rounds=2,
+               size_values=[4, 8], hidden_values=[8, 16], size_rounds=2, grad_batches=3, grad_rounds=2)
+    runs = run(p)
+    rounds = [r for r in runs.rows if isinstance(r, RoundRow)]
+    settings = sorted({(r.experiment, r.kind, r.varied, r.lr, r.batch_norm, r.skip, r.w_aux, r.c1, r.c2, r.hidden)
+                       for r in rounds})
+    w = 10 ** -0.5
+    assert settings == sorted([("table1", "pair", "", 1.0, True, False, w, 4, 4, 8),
+                               ("table1", "siamese2", "", 0.25, True, False, w, 4, 4, 8),
+                               ("table1", "siamese10", "", 0.25, True, False, w, 4, 4, 8),
+                               *[("fig1a", k, "batch_norm,skip", lr, False, False, w, 4, 4, 8)
+                                 for k, lr in (("pair", 1.0), ("siamese2", 0.25), ("siamese10", 0.25))],
+                               ("fig1b", "pair", "lr", 0.1, True, False, w, 4, 4, 8),
+                               *[("fig1b", k, "lr", lr, True, False, w, 4, 4, 8)
+                                 for k in ("siamese2", "siamese10") for lr in (0.1, 1.0)],
+                               ("fig1c", "siamese2", "w_aux", 0.25, True, False, 0.0, 4, 4, 8),
+                               ("fig1d", "pair", "c1", 1.0, True, False, w, 8, 4, 8),
+                               ("fig1d", "pair", "c2", 1.0, True, False, w, 4, 8, 8),
+                               ("fig1d", "pair", "hidden", 1.0, True, False, w, 4, 4, 16)])
+    assert len(rounds) == 2 * len(settings) and {(r.n_pairs, r.epochs, r.batch_size) for r in rounds} == {(60, 1, 30)}
+    assert [r.experiment for r in rounds[:6]] == ["table1"] * 6  # in the notebook's order
+    grads = [r for r in runs.rows if isinstance(r, GradientRow)]
+    assert [(r.batch_norm, r.round) for r in grads] == [(True, 0), (True, 1), (False, 0), (False, 1)]
+    assert all(r.batches == 3 for r in grads if r.outcome != "diverged")
+    assert list(runs.table) == ["pair", "siamese2", "siamese10"] and set(runs.grads) == {True, False}
+    assert all(len(h["test_acc"]) == 1 for h in runs.table["pair"].histories)  # Table I keeps its curves
+    out = claims.decide(runs.rows, p)
+    assert [c.id for c, _, _ in out] == [c.id for c in claims.CLAIMS]
+    v = {c.id: d.verdict for c, d, _ in out}
+    assert v["best-lr"] == "not testable" and v["siamese-gradients"] == "not testable"  # no rounds at lr 0.25 for pair

@@ -1,22 +1,39 @@
 """The digit-pairs claims, figures and Figure 2 measurement on synthetic runs and a tiny model."""
+from dataclasses import fields, replace
+from pathlib import Path
+
 import matplotlib
 import numpy as np
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from lastlayer.papers.digit_pairs import claims, figures  # noqa: E402
+from lastlayer.papers.digit_pairs import GradientRow, Params, RoundRow, claims, figures  # noqa: E402
 from lastlayer.papers.digit_pairs.gradients import death_batch, gradient_rounds, outcome  # noqa: E402
 
-BASE = dict(n=1000, epochs=25, batch_size=100, c1=64, c2=64, hidden=64, batch_norm=True, skip=False,
+BASE = dict(n_pairs=1000, epochs=25, batch_size=100, c1=64, c2=64, hidden=64, batch_norm=True, skip=False,
             w_aux=10 ** -0.5)
 LRS = {"pair": 1.0, "siamese2": 0.25, "siamese10": 0.25}
 
 
-def _rows(experiment, kind, accs, varied=None, **change):
+def params(**change) -> Params:
+    """The notebook's defaults (the cpu profile), with `change`."""
+    from lastlayer.book.runner import notebook_parameters
+    cell = notebook_parameters(Path(__file__).resolve().parents[2] / "notebooks" / "digit_pairs.ipynb")
+    return Params(**{**{name: p.default for name, p in cell.items()}, **change})
+
+
+def _rows(experiment, kind, accs, varied="", **change):
     s = {**BASE, "lr": LRS[kind], **change}
-    return [{"experiment": experiment, **({"varied": varied} if varied else {}), "kind": kind, "round": r,
-             "seed": r, **s, "test_acc": a, "train_acc": 1.0, "diverged": a != a} for r, a in enumerate(accs)]
+    return [RoundRow(experiment=experiment, varied=varied, kind=kind, round=r, seed=r, **s, test_acc=a,
+                     train_acc=1.0, diverged=a != a) for r, a in enumerate(accs)]
+
+
+def _grad_rows(batch_norm, dead, rounds=20):
+    return [GradientRow(experiment="fig2", batch_norm=batch_norm, round=r, outcome="died" if r < dead else "trains",
+                        died_at=3 if r < dead else None, train_acc=0.5 if r < dead else 0.9, batches=40,
+                        body_norm_first=1.0, body_norm_last=0.0 if r < dead else 0.5, head_norm_last=0.1)
+            for r in range(rounds)]
 
 
 def synthetic(rounds=10, table=None, skip_gap=0.0, bn_gap=0.1, best_lr=0.1, dead=(20, 0), seed=0):
@@ -38,14 +55,15 @@ def synthetic(rounds=10, table=None, skip_gap=0.0, bn_gap=0.1, best_lr=0.1, dead
     for layer, values in (("c1", (8, 32)), ("c2", (8, 32)), ("hidden", (256, 512))):
         for v in values:
             rows += _rows("fig1d", "pair", noise(table["pair"]), layer, **{layer: v})
-    for bn, k in ((False, dead[0]), (True, dead[1])):
-        rows += [{"experiment": "fig2", "batch_norm": bn, "round": r, "outcome": "died" if r < k else "trains",
-                  "died_at": 3 if r < k else None} for r in range(20)]
-    return rows
+    return rows + _grad_rows(False, dead[0]) + _grad_rows(True, dead[1])
+
+
+def decided(rows):
+    return {c.id: (d, ours) for c, d, ours in claims.decide(rows, params())}
 
 
 def verdicts(rows):
-    return {c.id: d.verdict for c, d, _ in claims.decide(rows)}
+    return {cid: d.verdict for cid, (d, _) in decided(rows).items()}
 
 
 def test_claims_are_declared_once_and_every_figure_is_covered():
@@ -56,12 +74,45 @@ def test_claims_are_declared_once_and_every_figure_is_covered():
         assert item in covered
 
 
+def test_multi_part_claims_declare_their_parts_and_keep_their_alpha():
+    by_id = {c.id: c for c in claims.CLAIMS}
+    parts = {cid: c.parts for cid, c in by_id.items() if c.parts}
+    assert parts == {"model-order": "gap between neighbouring models", "table1-values": "model",
+                     "batch-norm-helps": "model", "skip-little": "model", "best-lr": "model", "sizes-little": "layer"}
+    assert by_id["model-order"].parameters["alpha"] == 0.05 / 2
+    for cid in ("table1-values", "batch-norm-helps", "skip-little", "best-lr", "sizes-little"):
+        assert by_id[cid].parameters["alpha"] == 0.05 / 3 and not by_id[cid].correction
+        assert by_id[cid].rule_criterion.startswith(f"For each {by_id[cid].parts}: ")
+        assert by_id[cid].revised
+    assert "97.5% t-interval" in by_id["model-order"].rule_criterion
+    assert "98.3333% t-interval of the difference lies inside (-0.03, 0.03)" in by_id["table1-values"].rule_criterion
+
+
+def test_decide_lists_every_claim_once_in_declaration_order():
+    out = claims.decide(synthetic(), params())
+    assert [c.id for c, _, _ in out] == [c.id for c in claims.CLAIMS]
+
+
 def test_clearly_separated_runs_reproduce_the_paper():
     v = verdicts(synthetic())
     for claim_id in ("model-order", "table1-values", "batch-norm-helps", "skip-little", "best-lr", "aux-helps",
                      "aux-weight", "sizes-little", "dead-gradients", "bn-keeps-gradients"):
         assert v[claim_id] == "reproduced", claim_id
     assert v["siamese-gradients"] == "not testable"
+
+
+def test_ours_names_the_parts_and_the_arm():
+    d = decided(synthetic())
+    order = d["model-order"][1]
+    assert order.startswith("siamese 10 - siamese 2 +0.0") and "; siamese 2 - pair +0.1" in order
+    assert d["table1-values"][1].startswith("pair 0.83") and "(n = 10)" in d["table1-values"][1]
+    assert d["sizes-little"][1].startswith("c1 64 - 8 ")
+    assert d["best-lr"][1].startswith("pair best at 0.1 (gap +")
+    assert d["dead-gradients"][1] == ("without batch norm: 20 of 20 rounds died by mini-batch 5 "
+                                      "(rate 1.00 [0.83, 1.00] (n = 20))")
+    assert d["bn-keeps-gradients"][1].startswith("with batch norm: 0 of 20 rounds")
+    aux = next(c for c in claims.CLAIMS if c.id == "aux-helps")
+    assert d["aux-helps"][1] is None and aux.entry(d["aux-helps"][0])["ours"].endswith("(n = 10)")  # the default
 
 
 def test_identical_models_do_not_reproduce_the_ranking():
@@ -82,29 +133,44 @@ def test_contradicting_runs_are_not_reproduced():
 def test_a_multi_part_claim_is_partly_when_its_parts_disagree():
     rows = synthetic(bn_gap=0.1)
     # batch norm hurts the pair model only
-    rows = [dict(r, test_acc=r["test_acc"] + 0.2) if r["experiment"] == "fig1a" and r["kind"] == "pair"
-            and not r["batch_norm"] else r for r in rows]
-    v = {c.id: d for c, d, _ in claims.decide(rows)}
-    assert v["batch-norm-helps"].verdict == "partly"
-    assert [p.verdict for p in v["batch-norm-helps"].parts] == ["not reproduced", "reproduced", "reproduced"]
+    rows = [replace(r, test_acc=r.test_acc + 0.2) if r.experiment == "fig1a" and r.kind == "pair"
+            and not r.batch_norm else r for r in rows]
+    d, _ = decided(rows)["batch-norm-helps"]
+    assert d.verdict == "partly"
+    assert [p.verdict for p in d.parts] == ["not reproduced", "reproduced", "reproduced"]
+    assert [p.label for p in d.parts] == ["pair", "siamese 2", "siamese 10"]
 
 
-def test_diverged_rounds_count_as_chance_and_missing_runs_are_inconclusive():
-    rows = synthetic()
+def test_diverged_rounds_count_as_chance():
     nan = float("nan")
-    rows = [dict(r, test_acc=nan, diverged=True) if r["experiment"] == "fig1c" and r["w_aux"] == 0.0 else r
-            for r in rows]
+    rows = [replace(r, test_acc=nan, diverged=True) if r.experiment == "fig1c" and r.w_aux == 0.0 else r
+            for r in synthetic()]
     assert claims.accuracies(rows, experiment="fig1c", w_aux=0.0).tolist() == [0.5] * 10
-    v = verdicts(rows)
-    assert v["aux-helps"] == "reproduced"
-    few = [r for r in synthetic() if r["experiment"] != "fig1d"]
-    decided = {c.id: d for c, d, _ in claims.decide(few)}
-    assert decided["sizes-little"].verdict == "inconclusive" and "not enough runs" in decided["sizes-little"].detail
+    assert verdicts(rows)["aux-helps"] == "reproduced"
+
+
+def test_a_missing_arm_makes_its_claim_not_testable_with_a_reason():
+    rows = synthetic()
+    d = decided([r for r in rows if not (r.experiment == "fig2" and not r.batch_norm)])
+    assert d["dead-gradients"][0].verdict == "not testable" and d["dead-gradients"][1] is None
+    assert d["dead-gradients"][0].detail == "no Figure 2 rounds without batch norm"
+    assert d["bn-keeps-gradients"][0].verdict == "reproduced"
+    d = decided([r for r in rows if r.experiment != "fig1d"])
+    assert d["sizes-little"][0].verdict == "not testable" and "c1 sweep has 1 size" in d["sizes-little"][0].detail
+    d = decided([r for r in rows if not (r.experiment == "fig1b" and r.lr == 0.1)])  # the pair model's 0.1
+    assert d["best-lr"][0].verdict == "not testable" and "no rounds at 0.1" in d["best-lr"][0].detail
+    d = decided([r for r in rows if not (r.experiment == "fig1c" and r.w_aux == 0.0)])
+    assert d["aux-helps"][0].verdict == "not testable" and d["aux-weight"][0].verdict == "reproduced"
+    d = decided([r for r in rows if r.experiment != "fig1c"])
+    assert d["aux-weight"][0].verdict == "not testable" and "no rounds at 0.1" in d["aux-weight"][0].detail
+    # one model without Table I rounds: its parts cannot be measured, the other parts still are
+    d, _ = decided([r for r in rows if not (r.experiment == "table1" and r.kind == "siamese10")])["table1-values"]
+    assert [p.verdict for p in d.parts] == ["reproduced", "reproduced", "not testable"]
+    assert "siamese 10" in d.parts[2].detail and d.verdict == "inconclusive"
 
 
 def test_small_samples_give_inconclusive_with_n_needed():
-    rows = synthetic(rounds=3, skip_gap=0.02)
-    d = {c.id: d for c, d, _ in claims.decide(rows)}["skip-little"]
+    d, _ = decided(synthetic(rounds=3, skip_gap=0.02))["skip-little"]
     assert d.verdict == "inconclusive" and d.n_needed is not None and d.n_needed > 3
 
 
@@ -113,10 +179,23 @@ def test_figure_helpers_run_on_fake_results():
     for draw in (figures.table1_bars, figures.figure1a, figures.figure1b, figures.figure1c, figures.figure1d):
         plt.close(draw(rows))
     for table in (figures.table1, figures.figure1a_table, figures.figure1b_table, figures.figure1c_table,
-                  figures.gradient_table, figures.diverged_table):
+                  figures.gradient_table):
         df = table(rows)
         assert len(df) and not df.isna().any().any() and "nan" not in df.to_string()
     assert figures.mean_sd([0.9, 0.92]) == "0.910 ± 0.014"
+    assert figures.gradient_table(rows).loc["without batch norm", "died"] == 20
+
+
+def test_params_are_the_cell_and_the_defaults_are_the_reports_protocol():
+    p = params()
+    assert [f.name for f in fields(Params)] == list(vars(p))
+    ref = claims.ref
+    assert (p.n_pairs, p.batch_size, p.epochs, p.rounds) == (ref.N_PAIRS, ref.BATCH_SIZE, ref.EPOCHS, ref.ROUNDS)
+    for kind, (c1, c2, hidden, bn, skip, lr) in ref.TABLE1_SETTINGS.items():
+        assert (p.c1, p.c2, p.hidden, bn, skip) == (c1, c2, hidden, True, False)
+        assert lr == (p.lr_pair if kind == "pair" else p.lr_siamese)
+    assert tuple(p.grid_lrs) == ref.LEARNING_RATES and p.w_aux == ref.W_AUX
+    assert set(p.size_values) <= set(ref.CHANNELS) and set(p.hidden_values) <= set(ref.HIDDEN)
 
 
 def test_death_batch_and_outcomes():
@@ -134,24 +213,28 @@ def test_death_batch_and_outcomes():
 
 
 def test_gradient_rounds_on_a_tiny_model(data_root):
-    g = gradient_rounds(batch_norm=True, batches=6, rounds=2, n=100, batch_size=50, lr=0.1, c1=4, c2=4,
+    import pytest
+    g = gradient_rounds(batch_norm=True, batches=6, rounds=2, n_pairs=100, batch_size=50, lr=0.1, c1=4, c2=4,
                         hidden=8, root=data_root)
     assert len(g.norms) == 2 and all(len(v) == 6 for v in g.norms[0].values())
     assert set(g.norms[0]) == {"body.conv1", "body.conv2", "body.fc", "head"}
     rows = g.rows()
-    assert [r["round"] for r in rows] == [0, 1] and all(r["experiment"] == "fig2" for r in rows)
-    assert all(r["outcome"] in ("trains", "stalled", "died", "died late") for r in rows)
+    assert all(isinstance(r, GradientRow) for r in rows)
+    assert [r.round for r in rows] == [0, 1] and all(r.experiment == "fig2" and r.batches == 6 for r in rows)
+    assert all(r.outcome in ("trains", "stalled", "died", "died late") for r in rows)
+    with pytest.raises(ValueError, match="pass no epochs"):
+        gradient_rounds(batch_norm=True, batches=6, rounds=1, n_pairs=100, epochs=3)
     # a dead body: ReLU units that never fire, made by a large negative bias
     import torch
-    from lastlayer.papers.digit_pairs.experiments import train_rounds
+    from lastlayer.papers.digit_pairs.rounds import train_rounds
+    from lastlayer.training.callbacks import GradientNorms
     from lastlayer.training.trainer import Callback
 
     class Kill(Callback):
         def on_train_start(self, model, optimizer):
             with torch.no_grad():
                 model.body.fc.bias.fill_(-1e6)
-    from lastlayer.training.callbacks import GradientNorms
     rec = GradientNorms(max_batches=4)
-    train_rounds("pair", rounds=1, n=100, batch_size=50, epochs=2, batch_norm=False, c1=4, c2=4, hidden=8,
+    train_rounds("pair", rounds=1, n_pairs=100, batch_size=50, epochs=2, batch_norm=False, c1=4, c2=4, hidden=8,
                  root=data_root, callbacks=lambda r: [Kill(), rec], curves=False)
     assert death_batch(rec.norms) == 1 and rec.norms["head"][0] == 0.0

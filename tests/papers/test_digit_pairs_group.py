@@ -4,7 +4,7 @@ import torch
 from lastlayer.data import Split
 from lastlayer.papers.digit_pairs.group import fit_group, group, grouped_objective, ungroup
 from lastlayer.models.pairnet import PairNet, SiameseNet
-from lastlayer.papers.digit_pairs.experiments import build, digit_pairs, train_rounds
+from lastlayer.papers.digit_pairs.rounds import build, digit_pairs, train_rounds
 from lastlayer.training.trainer import NonFiniteLossError, TrainConfig, fit, seed_everything
 
 SMALL = dict(c1=6, c2=5, hidden=7)
@@ -127,7 +127,7 @@ def test_non_finite_loss_names_the_member_or_stops_it_alone(data_root):
 
 
 def test_train_rounds_grouped_matches_sequential(data_root):
-    kw = dict(rounds=3, n=100, epochs=2, batch_size=50, root=data_root, seed=4, **SMALL)
+    kw = dict(rounds=3, n_pairs=100, epochs=2, batch_size=50, root=data_root, seed=4, **SMALL)
     grouped, sequential = train_rounds("siamese2", grouped=True, **kw), train_rounds("siamese2", grouped=False, **kw)
     assert len(grouped.test_acc) == 3 and len(grouped.histories) == 3
     # float32 here: equal up to rounding, which may flip the odd borderline test pair

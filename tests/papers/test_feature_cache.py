@@ -1,18 +1,31 @@
 """The caching trainer's rules, feature-map datasets and FGSM (lastlayer.papers.feature_cache, lastlayer.robustness.attacks)."""
+import dataclasses
 import math
+from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from lastlayer.book.runner import notebook_parameters
 from lastlayer.robustness.attacks import adversarial_accuracy, fgsm
 from lastlayer.data import Split
+from lastlayer.papers import feature_cache as paper
 from lastlayer.papers.feature_cache import claims
 from lastlayer.papers.feature_cache.cache import FeatureCache, RandomDrop, feature_vector, layer_output
-from lastlayer.papers.feature_cache.experiments import (accuracy_at_time, feature_map_split, feature_maps,
-                                                        time_to_accuracy)
+from lastlayer.papers.feature_cache.feature_maps import feature_map_split, feature_maps
+from lastlayer.papers.feature_cache.rows import AttackRow, FeatureMapRow, RawMapsRow, TrainerRow
+from lastlayer.papers.feature_cache.trainers import accuracy_at_time, time_to_accuracy
 from lastlayer.models.basenet import BaseNet
 from lastlayer.training.trainer import TrainConfig, fit
+
+NOTEBOOK = Path(__file__).resolve().parents[2] / "notebooks" / "feature_cache.ipynb"
+
+
+def _params(**overrides) -> paper.Params:
+    """The notebook's defaults (its parameters cell), with `overrides`."""
+    defaults = {k: p.default for k, p in notebook_parameters(NOTEBOOK).items()}
+    return paper.Params(**{**defaults, **overrides})
 
 
 def test_feature_vector_on_a_hand_made_map():
@@ -283,50 +296,116 @@ def test_accuracy_at_time():
 
 
 # -- decide on synthetic runs ----------------------------------------------------------------------------
-def _runs(caching_gain, fm_fgsm, base2_fgsm, hits=2700, n=8000, raw=0):
+def _runs(caching_gain, fm_fgsm, base2_fgsm, hits=2700, n=8000, raw=False):
     rows = []
     for s in range(8):
         jitter = 0.002 * s
         for t, acc, mean in (("normal", 0.90, 0.60), ("caching", 0.90 + caching_gain, 0.60 + caching_gain),
                              ("random", 0.89, 0.59)):
-            rows.append(dict(experiment="fig7", trainer=t, batch_size=512, seed=s, test_acc=acc + jitter,
-                             mean_test_acc=mean + jitter, mean_hits=hits + 10 * s if t != "normal" else 0,
-                             seconds=10.0 + s + (2 if t == "caching" else 0), epochs=10,
-                             seconds_to_target=5.0 + s + (1 if t == "caching" else 0),
-                             acc_at_random_end=acc - 0.01 + jitter))
+            rows.append(TrainerRow("fig7", trainer=t, batch_size=512, seed=s, epochs=10, train_acc=acc,
+                                   test_acc=acc + jitter, mean_test_acc=mean + jitter,
+                                   mean_hits=hits + 10 * s if t != "normal" else 0, seconds_per_epoch=1.0,
+                                   seconds=10.0 + s + (2 if t == "caching" else 0), images_trained=n,
+                                   seconds_to_target=5.0 + s + (1 if t == "caching" else 0),
+                                   acc_at_random_end=acc - 0.01 + jitter))
         for b in (64, 2048):
             for t, acc in (("normal", 0.95), ("caching", 0.95 - 0.01)):
-                rows.append(dict(experiment="fig8", trainer=t, batch_size=b, seed=s, test_acc=acc + jitter))
-        common = dict(experiment="fig9", run="mnist:64", seed=s)
-        rows += [dict(common, model="base", train_acc=0.99, test_acc=0.97 - jitter, **{"fgsm_0.25": 0.10 + jitter, "pgd_0.25": 0.01 + jitter}),
-                 dict(common, model="fm", train_acc=0.70, test_acc=0.70 - jitter, **{"fgsm_0.25": fm_fgsm + jitter, "pgd_0.25": 0.02 + jitter}),
-                 dict(common, model="base2", test_acc=0.97, **{"fgsm_0.25": base2_fgsm + jitter}),
-                 dict(common, model="fm_raw", diverged=raw)]
+                rows.append(TrainerRow("fig8", trainer=t, batch_size=b, seed=s, epochs=3, train_acc=acc,
+                                       test_acc=acc + jitter, mean_test_acc=acc, mean_hits=0, seconds_per_epoch=1.0,
+                                       seconds=3.0, images_trained=n, seconds_to_target=1.0,
+                                       acc_at_random_end=None))
+        common = dict(run="mnist:64", seed=s)
+        rows += [FeatureMapRow("fig9", **common, model="base", train_acc=0.99, test_acc=0.97 - jitter,
+                               test_acc_images=None),
+                 FeatureMapRow("fig9", **common, model="fm", train_acc=0.70, test_acc=0.70 - jitter,
+                               test_acc_images=0.6),
+                 FeatureMapRow("fig9", **common, model="base2", train_acc=None, test_acc=0.97, test_acc_images=None),
+                 RawMapsRow("raw_maps", **common, diverged=raw)]
+        for model, attack, acc in (("base", "fgsm", 0.10), ("base", "pgd", 0.01), ("fm", "fgsm", fm_fgsm),
+                                   ("fm", "pgd", 0.02), ("base2", "fgsm", base2_fgsm)):
+            rows.append(AttackRow("fig10", **common, model=model, attack=attack, eps=0.25, acc=acc + jitter))
     return rows
 
 
+PARAMS = _params(n_train=8000, fm_runs=["mnist:64"])
+
+
+def _decide(rows, params=PARAMS):
+    decided = claims.decide(rows, params)
+    return {c.id: d for c, d, _ in decided}, {c.id: o for c, _, o in decided}
+
+
 def test_decide_on_synthetic_runs():
-    out = {c.id: d for c, d, _ in claims.decide(_runs(0.03, 0.25, 0.10), n_train=8000)}
-    assert set(out) == {c.id for c in claims.CLAIMS}
+    out, ours = _decide(_runs(0.03, 0.25, 0.10))
+    assert list(out) == [c.id for c in claims.CLAIMS]          # every claim once, in declaration order
     assert out["hits-third"].verdict == "reproduced"           # about 34% per epoch
     assert out["cache-accuracy"].verdict == "reproduced"       # +3 points all along
+    assert [p.label for p in out["cache-accuracy"].parts] == ["mean over epochs", "last epoch"]
     assert out["cache-near-normal"].verdict == "reproduced"    # -1 point, margin 5
     assert out["cache-beats-random"].verdict == "reproduced"
     assert out["cache-saves-time"].verdict == "not reproduced"  # caching one second slower, every seed
     assert out["fm-regularises"].verdict == "reproduced"       # base gap 2 points larger, every seed
-    ours = {c.id: o for c, _, o in claims.decide(_runs(0.03, 0.25, 0.10), n_train=8000)}
     assert "70% train accuracy" in ours["fm-regularises"]      # the underfit model's accuracy beside its gap
     assert out["fm-fgsm"].verdict == "reproduced"
     assert out["fm-fgsm-vs-transfer"].verdict == "reproduced"
+    assert out["fm-pgd"].verdict == "reproduced"
     assert out["raw-maps-nan"].verdict == "not reproduced"     # 0 of 8: at most 37% at 95%
 
 
 def test_decide_sees_a_transfer_artefact_and_a_low_hit_share():
-    out = {c.id: d for c, d, _ in claims.decide(_runs(-0.03, 0.25, 0.30, hits=800), n_train=8000)}
+    out, _ = _decide(_runs(-0.03, 0.25, 0.30, hits=800))
     assert out["hits-third"].verdict == "not reproduced"       # 10% is below the 25-40% band
     assert out["cache-accuracy"].verdict == "not reproduced"
     assert out["fm-fgsm"].verdict == "reproduced"              # the paper's protocol alone would say yes
     assert out["fm-fgsm-vs-transfer"].verdict == "not reproduced"  # but a second normal model does better
+
+
+def test_decide_with_an_arm_missing_is_not_testable_with_a_reason():
+    rows = _runs(0.03, 0.25, 0.10)
+    no_random = [r for r in rows if getattr(r, "trainer", None) != "random"]
+    out, ours = _decide(no_random)
+    assert out["cache-beats-random"].verdict == "not testable" and ours["cache-beats-random"] is None
+    assert "random_control" in out["cache-beats-random"].detail
+    assert out["cache-accuracy"].verdict == "reproduced"       # the other claims are decided as before
+    no_control = [r for r in rows if not (isinstance(r, AttackRow) and r.model == "base2")]
+    out, _ = _decide(no_control)
+    assert out["fm-fgsm-vs-transfer"].verdict == "not testable" and "control" in out["fm-fgsm-vs-transfer"].detail
+    assert out["fm-fgsm"].verdict == "reproduced"
+    other_run = _params(n_train=8000, fm_runs=["fashion_mnist:64"])  # no attack on Figure 10's run
+    out, _ = _decide(rows, other_run)
+    assert {out[c].verdict for c in ("fm-fgsm", "fm-fgsm-vs-transfer", "fm-pgd")} == {"not testable"}
+    assert "eps 0.25" in out["fm-fgsm"].detail
+    out, _ = _decide([r for r in rows if not isinstance(r, RawMapsRow)])
+    assert out["raw-maps-nan"].verdict == "not testable" and "nan_check" in out["raw-maps-nan"].detail
+    out, _ = _decide([])
+    assert all(d.verdict == "not testable" for d in out.values())
+
+
+def test_params_are_the_parameters_cell():
+    assert [f.name for f in dataclasses.fields(paper.Params)] == list(notebook_parameters(NOTEBOOK))
+    with pytest.raises(TypeError):
+        paper.Params()  # no defaults: the cell holds them
+
+
+def test_run_at_a_tiny_size_gives_rows_for_every_claim(data_root):
+    p = _params(n_train=64, n_test=32, epochs=2, cache_batch=32, seeds=[0, 1], sweep_batch_sizes=[32],
+                sweep_epochs=1, sweep_seeds=[0, 1], fm_runs=["mnist:32"], fm_n_train=64, fm_map_images=8,
+                base_epochs=1, fm_seeds=[0, 1], fgsm_n=32, epsilons=[0.25], pgd_steps=1, tsne_n=20, device="cpu",
+                target_acc=0.0)
+    runs = paper.run(p)
+    kinds = {type(r).__name__ for r in runs.rows}
+    assert kinds == {"TrainerRow", "FeatureMapRow", "AttackRow", "RawMapsRow"}
+    fig7 = [r for r in runs.rows if isinstance(r, TrainerRow) and r.experiment == "fig7"]
+    trainers = ("caching", "normal", "random")
+    assert sorted((r.trainer, r.seed) for r in fig7) == [(t, s) for t in trainers for s in (0, 1)]
+    assert all(r.epochs == 2 and r.acc_at_random_end is not None for r in fig7)
+    attacks = {(r.model, r.attack) for r in runs.rows if isinstance(r, AttackRow)}
+    assert attacks == {("base", "fgsm"), ("fm", "fgsm"), ("base2", "fgsm"), ("base", "pgd"), ("fm", "pgd")}
+    assert runs.n_train == 64 and len(runs.tsne_sample) == 20 and list(runs.fm.run) == ["mnist:32"] * 2
+    decided = claims.decide(runs.rows, p)
+    assert [c.id for c, _, _ in decided] == [c.id for c in claims.CLAIMS]
+    assert all(d.verdict != "not testable" for _, d, _ in decided)  # two seeds: every claim has its data
+    assert all(dataclasses.asdict(r) for r in runs.rows)  # what report.add_runs stores
 
 
 def test_bench_times_every_trainer_and_the_random_drop_copies_the_cache_share(data_root):

@@ -3,45 +3,64 @@ embedding, selection on separate seeds, diverged runs, and the claims decided fr
 import math
 import re
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
+from lastlayer import stats
 from lastlayer.data import Split
-from lastlayer.models.convnet import ConvNet
+from lastlayer.models import create_model
+from lastlayer.papers import fixed_classifier as paper
 from lastlayer.papers.fixed_classifier import claims, figures
-from lastlayer.papers.fixed_classifier.experiments import (Bench, Variant, choose_settings, nearest_cosine,
-                                                           paper_variants, reachable_cosine, run, run_study)
+from lastlayer.papers.fixed_classifier.experiments import (Bench, CorruptionRow, Params, Row, Runs, Variant,
+                                                           choose_settings, model_rows, nearest_cosine,
+                                                           paper_variants, reachable_cosine, run_study, train_one)
+
+TINY = dict(backbone="convnet", widths=[4, 8], epochs=1, batch_size=16, device="cpu")
+
+
+def _params(**over) -> Params:
+    """The notebook's parameters at a tiny size (every field given: Params has no defaults)."""
+    p = dict(seed=0, n_seeds=1, selection_seeds=1, device="cpu", datasets=["toy"], grid_datasets=["toy"],
+             train_size=None, test_size=None, backbone="convnet", widths=[4, 8], epochs=1, batch_size=16, lr=0.1,
+             learned_dot_lrs=[0.01, 0.1], weight_decay_dot=5e-4, weight_decay_cosine=0.0, momentum=0.9,
+             schedule="cosine", plateau_factor=0.2, plateau_patience=3, augment=False, scales=[1.0, 20.0],
+             signed_extension=True, impulse_amounts=[], jpeg_qualities=[50], blur_sigmas=[], feature_points=20)
+    return Params(**{**p, **over})
 
 
 def _toy_bench(name="toy", corrupted=True):
     g = torch.Generator().manual_seed(0)
     classes = [str(i) for i in range(4)]
     x, y = torch.randn(64, 1, 28, 28, generator=g), torch.arange(64) % 4
-    bad = {"jpeg@50": Split(x[:32], y[:32], classes)} if corrupted else {}
+    bad = {("jpeg", 50.0): Split(x[:32], y[:32], classes)} if corrupted else {}
     return Bench(name, Split(x, y, classes), Split(x[:32], y[:32], classes), bad)
 
 
 def test_run_on_tiny_data_keeps_fixed_head_and_reports_metrics():
-    r = run(_toy_bench(), Variant("cosine", True, 1.0), seed=0, backbone_kwargs={"widths": [4, 8]}, epochs=1,
-            batch_size=16, device="cpu", keep_model=True)
+    r = train_one(_toy_bench(), Variant("cosine", True, 1.0), seed=0, keep_model=True, **TINY)
     torch.manual_seed(0)
-    fresh = ConvNet(widths=[4, 8], num_classes=4).reset_head(kind="cosine", fixed=True)
+    fresh = create_model("convnet", num_classes=4, in_channels=1, widths=[4, 8]).reset_head(kind="cosine", fixed=True)
     assert torch.equal(r.model.head.weight, fresh.head.weight)  # the seed's draw, untouched by training
     assert r.class_cosine.shape == (4, 4) and r.confusion.sum() == 32
-    row = r.row()
-    assert row["acc jpeg@50"] == r.corrupted_acc["jpeg@50"] and 0 <= row["best_acc"] <= 1 and not row["diverged"]
+    row, bad = r.rows()
+    assert isinstance(row, Row) and isinstance(bad, CorruptionRow)
+    assert (bad.corruption, bad.severity, bad.acc) == ("jpeg", 50.0, r.corrupted_acc[("jpeg", 50.0)])
+    assert bad.variant == row.variant and bad.seed == row.seed
+    assert 0 <= row.best_acc <= 1 and not row.diverged
     # a ReLU-pooled embedding: the image-to-class cosine never exceeds its reachable maximum
-    assert 0 < row["cosine_bound"] < 1 and row["image_class_cosine"] <= row["cosine_bound"] + 1e-6
+    assert 0 < row.cosine_bound < 1 and row.image_class_cosine <= row.cosine_bound + 1e-6
     names = [v.name for v in paper_variants([1, 20])]
     assert names == ["learned dot", "fixed dot", "learned cosine S=1", "fixed cosine S=1", "learned cosine S=20",
                      "fixed cosine S=20"]
 
 
 def test_signed_embedding_takes_both_signs_and_lifts_the_bound():
-    r = run(_toy_bench(corrupted=False), Variant("cosine", True, 1.0, signed=True), seed=0,
-            backbone_kwargs={"widths": [4, 8]}, epochs=1, batch_size=16, device="cpu", keep_model=True)
+    r = train_one(_toy_bench(corrupted=False), Variant("cosine", True, 1.0, signed=True), seed=0, keep_model=True,
+                  **TINY)
     with torch.no_grad():
         f = r.model.features(torch.randn(8, 1, 28, 28))
     assert (f < 0).any() and (f > 0).any()
@@ -49,10 +68,9 @@ def test_signed_embedding_takes_both_signs_and_lifts_the_bound():
 
 
 def test_diverged_run_is_kept_at_chance():
-    r = run(_toy_bench(), Variant("dot", False, lr=1e30), seed=0, backbone_kwargs={"widths": [4, 8]}, epochs=1,
-            batch_size=16, device="cpu")
-    assert r.diverged and r.best_acc == 0.25 and r.corrupted_acc == {"jpeg@50": 0.25}
-    assert math.isnan(r.row()["spearman"])
+    r = train_one(_toy_bench(), Variant("dot", False, lr=1e30), seed=0, **TINY)
+    assert r.diverged and r.best_acc == 0.25 and r.corrupted_acc == {("jpeg", 50.0): 0.25}
+    assert math.isnan(r.rows()[0].spearman) and r.rows()[1].acc == 0.25
 
 
 def test_positive_part_bound_is_never_exceeded_and_is_attained():
@@ -77,20 +95,18 @@ def test_nearest_cosine_ignores_the_diagonal_and_a_shared_shift_matters_less_tha
 
 def test_run_study_selects_on_its_own_seeds():
     benches = {"toy": _toy_bench()}
-    runs = run_study(benches, seeds=[0], selection_seeds=[9], scales=[1.0, 20.0], grid_datasets=["toy"],
-                     learned_dot_lrs=[0.01, 0.1], backbone_kwargs={"widths": [4, 8]}, epochs=1, batch_size=16,
-                     device="cpu")
-    rows = [r.row() for r in runs]
-    sel = [r for r in rows if r["role"] == "select"]
-    ev = [r for r in rows if r["role"] == "eval"]
-    assert {r["seed"] for r in sel} == {9} and {r["seed"] for r in ev} == {0}
-    assert sorted(r["lr"] for r in sel if r["head"] == "dot") == [0.01, 0.1]
+    runs = run_study(benches, _params())
+    rows = [row for r in runs for row in r.rows()]
+    sel, ev = model_rows(rows, "select"), model_rows(rows, "eval")
+    assert {r.seed for r in sel} == {1000} and {r.seed for r in ev} == {0}
+    assert sorted(r.lr for r in sel if r.head == "dot") == [0.01, 0.1]
     chosen = choose_settings(rows)["toy"]
-    learned_dot = [r for r in ev if r["head"] == "dot" and not r["fixed"]]
-    assert len(learned_dot) == 1 and learned_dot[0]["lr"] == chosen["lr learned dot"]
-    assert sum(r["signed"] for r in ev) == 1
+    learned_dot = [r for r in ev if r.head == "dot" and not r.fixed]
+    assert len(learned_dot) == 1 and learned_dot[0].lr == chosen["lr learned dot"]
+    assert sum(r.signed for r in ev) == 1
+    assert len(rows) == 2 * len(runs)  # a Row and one CorruptionRow (jpeg@50) per model
     with pytest.raises(ValueError, match="selection seeds"):
-        run_study(benches, seeds=[0], selection_seeds=[0], scales=[1.0], grid_datasets=[])
+        run_study(benches, _params(n_seeds=1001))
 
 
 # ---------------------------------------------------------------- claims on synthetic runs
@@ -114,23 +130,24 @@ def _rows(n=6, fixed_dot_gap=0.0, signed_cos=0.96, spread=1.0, seed=0):
                     acc = 0.8 + (fixed_dot_gap if head == "dot" and fixed else 0) + noise(0.005) + \
                         (0.1 if head == "cosine" and fixed and scale == 1 else 0)
                     icos = 0.68 if fixed else {1.0: 0.7, 20.0: 0.5, 40.0: 0.4}[scale]
-                    r = {"role": role, "dataset": data, "variant": f"{head} {fixed} {scale} {signed}", "head": head,
-                         "fixed": fixed, "scale": scale, "lr": 0.1, "signed": signed, "seed": s, "diverged": False,
-                         "best_acc": acc, "final_acc": acc, "spearman": 0.7 + noise(0.02), "class_vector_cosine": 0.0,
-                         "class_vector_nn_cosine": 0.6 - (0 if scale == 1 else 0.3 * spread) + noise(0.01),
-                         "lookalike_contrast": 0.3 + noise(0.02),
-                         "image_class_cosine": (signed_cos if signed else icos) + noise(0.005),
-                         "cosine_bound": 1.0 if signed else 0.7,
-                         "compactness": {1.0: 0.8, 20.0: 0.6, 40.0: 0.5}[scale] + 0.1 * fixed + noise(0.01),
-                         "separability": 0.5 + 0.1 * fixed + noise(0.01)}
+                    who = dict(role=role, dataset=data, variant=f"{head} {fixed} {scale} {signed}", head=head,
+                               fixed=fixed, scale=scale, lr=0.1, signed=signed, seed=s)
+                    rows.append(Row(**who, diverged=False, best_acc=acc, final_acc=acc, spearman=0.7 + noise(0.02),
+                                    class_vector_cosine=0.0,
+                                    class_vector_nn_cosine=0.6 - (0 if scale == 1 else 0.3 * spread) + noise(0.01),
+                                    lookalike_contrast=0.3 + noise(0.02),
+                                    image_class_cosine=(signed_cos if signed else icos) + noise(0.005),
+                                    cosine_bound=1.0 if signed else 0.7,
+                                    compactness={1.0: 0.8, 20.0: 0.6, 40.0: 0.5}[scale] + 0.1 * fixed + noise(0.01),
+                                    separability=0.5 + 0.1 * fixed + noise(0.01)))
                     if data == "fashion_mnist":
-                        r.update({f"acc {k}": acc - 0.1 + noise(0.005) for k in ("jpeg@10", "jpeg@30")})
-                    rows.append(r)
+                        rows += [CorruptionRow(**who, corruption="jpeg", severity=q, acc=acc - 0.1 + noise(0.005))
+                                 for q in (10.0, 30.0)]
     return rows
 
 
 def _verdicts(rows):
-    return {c.id: d.verdict for c, d, _ in claims.decide(rows)}
+    return {c.id: d.verdict for c, d, _ in claims.decide(rows, None)}
 
 
 def test_claims_are_unique_and_cover_every_table_and_figure():
@@ -149,7 +166,7 @@ def test_claims_are_unique_and_cover_every_table_and_figure():
 
 def test_decide_on_synthetic_runs():
     rows = _rows()
-    out = claims.decide(rows)
+    out = claims.decide(rows, None)
     assert [c.id for c, _, _ in out] == [c.id for c in claims.CLAIMS]
     v = _verdicts(rows)
     assert v["fixing-keeps-dot-accuracy"] == "reproduced"          # equal accuracy, tight: inside the margin
@@ -171,14 +188,25 @@ def test_decide_turns_with_the_effects():
 
 
 def test_robustness_uses_the_drop_and_a_bonferroni_level():
-    rows = _rows()
-    for r in rows:  # every model equally worse under corruption: drops equal, clean accuracy irrelevant
-        if r["head"] == "dot" and r["fixed"]:
-            r["best_acc"] += 0.2
-            r.update({k: x + 0.2 for k, x in r.items() if k.startswith("acc ")})
-    out = {c.id: (d, ours) for c, d, ours in claims.decide(rows)}
+    # every model equally worse under corruption: drops equal, clean accuracy irrelevant
+    up = lambda r: replace(r, **({"best_acc": r.best_acc + 0.2} if r.experiment == "model" else {"acc": r.acc + 0.2}))
+    rows = [up(r) if r.head == "dot" and r.fixed else r for r in _rows()]
+    out = {c.id: (d, ours) for c, d, ours in claims.decide(rows, None)}
     d, ours = out["fixing-keeps-robustness"]
     assert d.verdict == "reproduced" and len(d.parts) == 4 and "alpha 0.0125" in ours
+    labels = [p.label for p in d.parts]  # per model pair, every corruption setting in order of severity
+    assert labels[:2] == ["dot jpeg@10", "dot jpeg@30"] and labels[2].startswith("cosine (fixed S=")
+    assert labels[2].endswith(" jpeg@10") and labels[3].endswith(" jpeg@30")
+    # the declared alpha divided among the k parts, as the Bonferroni level was computed before
+    ev = lambda kind, fixed: sorted((r for r in rows if r.experiment == kind and r.role == "eval" and r.head == "dot"
+                                     and r.dataset == "fashion_mnist" and r.fixed == fixed
+                                     and getattr(r, "severity", 10.0) == 10.0), key=lambda r: r.seed)
+    drop = lambda fixed: np.array([c.acc - m.best_acc for m, c in zip(ev("model", fixed), ev("corruption", fixed))])
+    by_hand = claims.BY_ID["fixing-keeps-robustness"].decide(drop(True), drop(False), alpha=stats.bonferroni(0.05, 4))
+    assert (by_hand.estimate, by_hand.interval) == (d.parts[0].estimate, d.parts[0].interval)
+    c = claims.BY_ID["fixing-keeps-robustness"]
+    assert c.correction == "bonferroni" and stats.make_rule(c.rule, c.parameters).alpha == claims.FAMILY_ALPHA
+    assert "For each model pair and corruption setting" in c.rule_criterion and "Bonferroni" in c.rule_criterion
 
 
 def test_figure_helpers_on_fake_runs():
@@ -196,15 +224,59 @@ def test_figure_helpers_on_fake_runs():
     assert len(fig.axes) == 1
     b = figures.bound_summary(rows, "fashion_mnist")
     assert math.isclose(b["bound"], 0.7) and 0.9 < b["share"] < 1
-    g = figures.glue_values(claims.decide(rows), rows, chosen, {d: figures.bound_summary(rows, d) for d in chosen})
+    runs = Runs(rows, [], {}, chosen)
+    g = figures.glue_values(claims.decide(rows, None), runs)
     assert g["n_claims"] == len(claims.CLAIMS) and g["v_figure_1_scheme"] == "not testable"
+    m = figures.summary_metrics(runs)
+    assert m["runs"] == len(model_rows(rows, None)) and set(m["fixed_cosine_s1"]) == {"fashion_mnist", "mnist"}
 
 
 def test_matrix_figures_on_fake_runs():
     bench = _toy_bench(corrupted=False)
-    runs = [run(bench, v, 0, backbone_kwargs={"widths": [4, 8]}, epochs=1, batch_size=16, device="cpu",
-                keep_model=True) for v in paper_variants([1.0, 20.0])]
+    runs = [train_one(bench, v, 0, keep_model=True, **TINY) for v in paper_variants([1.0, 20.0])]
     assert len(figures.kept(runs, "toy")) == 6
     assert len(figures.cosine_matrices(runs, "toy", bench.classes).axes) == 5  # 4 panels and a colour bar
     assert len(figures.confusion_scatter(runs, "toy").axes) == 3
     assert len(figures.feature_views(runs, "toy", bench.test, bench.classes, points=20).axes) == 4
+
+
+# ---------------------------------------------------------------- the one entry point
+def test_params_are_the_notebook_cell():
+    import dataclasses
+    import json
+    from pathlib import Path
+
+    from lastlayer.book.params import read_cell
+    nb = json.loads((Path(__file__).parents[2] / "notebooks" / "fixed_classifier.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    assert [f.name for f in dataclasses.fields(Params)] == list(read_cell("".join(cell["source"])))
+
+
+def test_run_on_a_tiny_study_gives_rows_that_decide_every_claim():
+    runs = paper.run(_params(datasets=["mnist"], grid_datasets=["mnist"], train_size=64, test_size=32, n_seeds=2,
+                             jpeg_qualities=[20], blur_sigmas=[1.0]))
+    models = model_rows(runs.rows, None)
+    bad = [r for r in runs.rows if r.experiment == "corruption"]
+    assert len(models) == len(runs.results) == 6 + 2 * 7 and set(runs.benches) == {"mnist"}
+    assert len(bad) == 2 * len(models)  # every mnist model under jpeg@20 and defocus_blur@1
+    assert {(r.corruption, r.severity) for r in bad} == {("jpeg", 20.0), ("defocus_blur", 1.0)}
+    assert set(runs.chosen["mnist"]) == {"lr learned dot", "S learned", "S fixed"}
+    out = claims.decide(runs.rows, None)
+    assert [c.id for c, _, _ in out] == [c.id for c in claims.CLAIMS]
+    robust = next(d for c, d, _ in out if c.id == "fixing-keeps-robustness")
+    assert len(robust.parts) == 4 and robust.verdict != "not testable"
+
+
+def test_a_missing_arm_is_not_testable_with_a_reason():
+    rows = [r for r in _rows() if not (r.head == "dot" and r.fixed)]  # no fixed dot-product model at all
+    out = {c.id: (d, ours) for c, d, ours in claims.decide(rows, None)}
+    for cid in ("fixing-keeps-dot-accuracy", "fixing-raises-dot-accuracy"):
+        d, ours = out[cid]
+        assert d.verdict == "not testable" and ours is None and "need at least 2 values" in (d.parts or (d,))[0].detail
+    d, _ = out["fixing-keeps-robustness"]  # its dot-product parts cannot be measured, the cosine ones can
+    assert [p.verdict == "not testable" for p in d.parts] == [True, True, False, False]
+    assert out["fixed-cosine-s1-trains"][0].verdict == "reproduced"  # the other claims are unaffected
+    # no corruption rows at all: the robustness claim says so
+    d, ours = {c.id: (d, o) for c, d, o in claims.decide([r for r in rows if r.experiment == "model"], None)}[
+        "fixing-keeps-robustness"]
+    assert d.verdict == "not testable" and "no corruptions" in d.detail and ours is None

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
+from lastlayer.papers import geometry
 from lastlayer.papers.geometry import claims, experiments as g, figures
 from lastlayer.data import Split
 from lastlayer.heads import NormConstrainedLinear
-from lastlayer.models.embed2d import Embed2dCNN
 from lastlayer.training.trainer import TrainConfig
 
 
@@ -191,7 +191,7 @@ def test_compare_in_worker_processes_matches_one_process(tmp_path, monkeypatch):
 
 
 def test_models_split_features_and_head():
-    model = Embed2dCNN(classes=10)
+    model = g.make_model("cnn", 10)
     x = torch.rand(3, 1, 28, 28)
     assert model.features(x).shape == (3, 2)
     assert torch.allclose(model(x), model.head(model.features(x)))
@@ -200,6 +200,36 @@ def test_models_split_features_and_head():
         model(torch.rand(1, 1, 32, 32))
     with pytest.raises(ValueError, match="positive"):
         NormConstrainedLinear(2, 10, norm=0)
+    assert isinstance(g.make_model("cnn", 4, constrain_norm=2.0).head, NormConstrainedLinear)
+    with pytest.raises(ValueError, match="unknown backbone"):
+        g.make_model("vgg")
+
+
+# --- the notebook's one call ------------------------------------------------------------------------
+
+def params(**kw):
+    """The notebook's parameters cell at a tiny size (one epoch, a 2-image test set per class)."""
+    base = dict(dataset="mnist", p=0.5, digit_order=list(range(10)), data_seed=0, test_per_class=2,
+                backbone="cnn", epochs=1, batch_size=512, lr=0.001, milestones=[], gamma=0.2, weight_decay=0.005,
+                arms=["random", "fixed"], n_seeds=2, guided_layout="zigzag", constrain_norm=1.0, seed=100,
+                device="cpu", cpu_threads=1)
+    return geometry.Params(**{**base, **kw})
+
+
+def test_run_trains_every_arm_and_seed_and_decides(monkeypatch):
+    monkeypatch.setenv("LASTLAYER_CACHE", "off")
+    p = params()
+    runs = geometry.run(p)
+    assert [(r.arm, r.seed) for r in runs.rows] == [("random", 100), ("random", 101), ("fixed", 100), ("fixed", 101)]
+    assert all(isinstance(r, geometry.Row) for r in runs.rows) and len(runs.runs) == 4
+    assert runs.classes and len(runs.counts) == len(runs.balanced_counts) == 10
+    assert runs.counts.tolist() == g.long_tail_counts(runs.balanced_counts, 0.5).tolist()
+    assert all(len(r.test_labels) == 20 for r in runs.runs)
+    out = {c.id: (c, d) for c, d, _ in claims.decide(runs.rows, p)}
+    assert list(out) == [c.id for c in claims.CLAIMS]
+    assert out["guided-accuracy"][1].verdict == "not testable"  # the guided arm was not run
+    assert out["fixed-best"][1].verdict != "not testable"
+    assert out["minority-no-area"][0].setting == claims.PROXY
 
 
 # --- claims and figures on synthetic runs ---------------------------------------------------------------
@@ -211,28 +241,31 @@ def fake_rows(n=12, guided_gain=0.18, seed=0):
     for arm, shift in [("random", 0.0), ("guided", guided_gain), ("spaced", 0.05), ("norm", 0.0), ("fixed", 0.3)]:
         for s in range(n):
             lost = [8, 9] if arm == "random" else []
-            rows.append({"arm": arm, "seed": s, "train_acc": 0.9 + rng.normal(0, 0.01),
-                         "test_acc": 0.45 + shift + rng.normal(0, 0.01 if arm != "random" else 0.06),
-                         "no_area": len(lost), "no_area_classes": " ".join(map(str, lost)),
-                         "rare_no_area": len(lost), "frequent_no_area": 0, "median_turn": 8 + rng.normal(0, 1),
-                         "p90_turn": 15.0, "order_kept": True,
-                         "epochs_to_95": 5 if arm == "random" else (3 if arm == "norm" else 5) + int(rng.integers(0, 2))})
+            rows.append(geometry.Row(
+                arm=arm, seed=s, train_acc=0.9 + rng.normal(0, 0.01),
+                test_acc=0.45 + shift + rng.normal(0, 0.01 if arm != "random" else 0.06),
+                no_area=len(lost), no_area_classes=" ".join(map(str, lost)), rare_no_area=len(lost),
+                frequent_no_area=0, median_turn=8 + rng.normal(0, 1), p90_turn=15.0, order_kept=True,
+                epochs_to_95=5 if arm == "random" else (3 if arm == "norm" else 5) + int(rng.integers(0, 2))))
     return rows
 
 
 def verdicts(rows, **kw):
-    return {c.id: d.verdict for c, d, _ in claims.decide(rows, **kw)}
+    return {c.id: d.verdict for c, d, _ in claims.decide(rows, params(**kw))}
 
 
 def test_every_claim_is_decided_once_with_its_declared_rule():
-    out = claims.decide(fake_rows())
+    out = claims.decide(fake_rows(), params())
     assert [c.id for c, _, _ in out] == [c.id for c in claims.CLAIMS]
     for claim, decision, ours in out:
         entry = claim.entry(decision, ours)
         assert entry["verdict"] == decision.verdict and entry["ours"]
     assert {c.setting for c, _, _ in out if c.setting != "extension" and c.rule != "not testable"} == {claims.PROXY}
-    assert all(c.setting == "paper setup" for c, _, _ in claims.decide(fake_rows(), backbone="resnet101")
+    assert all(c.setting == "paper setup" for c, _, _ in claims.decide(fake_rows(), params(backbone="resnet101"))
                if c.setting != "extension")
+    for claim in claims.CLAIMS:  # the rule writes its own criterion
+        assert claim.rule_criterion.endswith(".") and ("Not testable" in claim.rule_criterion) == (
+            claim.rule == "not testable")
 
 
 def test_decide_on_runs_that_behave_as_the_paper_says():
@@ -253,18 +286,30 @@ def test_a_small_gain_is_judged_against_the_papers_size():
 def test_spreads_use_ranges_of_three_runs():
     assert np.allclose(claims.triple_ranges([0.1, 0.5, 0.3, 0.2, 0.2, 0.2, 0.9]), [0.4, 0.0])  # the 7th unused
     rows = fake_rows(n=12)
-    d = {c.id: (dec, ours) for c, dec, ours in claims.decide(rows)}
+    d = {c.id: (dec, ours) for c, dec, ours in claims.decide(rows, params())}
     assert d["variability-test"][0].n == 4 and "range of 3 runs" in d["variability-test"][1]
     # random test accuracies with sd 0.06: a range of 3 runs of about 10 points, well below the paper's 31 in train
     assert d["variability-train"][0].verdict == "not reproduced"
 
 
 def test_missing_arms_and_too_few_runs_are_not_testable():
-    rows = [r for r in fake_rows(n=2) if r["arm"] in ("random", "guided")]
+    rows = [r for r in fake_rows(n=2) if r.arm in ("random", "guided")]
     v = verdicts(rows)
     assert v["variability-test"] == v["guided-spread"] == "not testable"  # no triple
     assert v["norm-faster"] == v["spacing-raises-accuracy"] == v["fixed-best"] == "not testable"
     assert v["guided-accuracy"] != "not testable"
+
+
+def test_an_arm_missing_is_not_testable_with_a_reason():
+    rows = [r for r in fake_rows() if r.arm != "guided"]
+    out = {c.id: (c, d, ours) for c, d, ours in claims.decide(rows, params())}
+    for cid in ("guided-accuracy", "guided-spread", "order-raises-accuracy", "order-keeps-areas"):
+        claim, d, ours = out[cid]
+        assert d.verdict == "not testable" and ours is None
+        assert "seeds run by both the guided" in d.detail and "this run has 0" in d.detail
+        assert claim.entry(d, ours)["ours"] == d.detail  # the reason is what the book prints
+    assert out["guided-areas"][1].detail == "the guided arm was not run"
+    assert out["spacing-raises-accuracy"][1].verdict != "not testable"
 
 
 def fake_run(arm, seed, test_acc, rng):
@@ -283,7 +328,8 @@ def test_figure_helpers_on_fake_runs():
     names = [str(k) for k in range(4)]
     assert figures.median_run(runs, "random").seed == 1
     rows = [r.row() for r in runs]
-    assert rows[0]["no_area"] == 1 and rows[0]["rare_no_area"] == 1 and rows[0]["frequent_no_area"] == 0
+    assert rows[0].no_area == 1 and rows[0].rare_no_area == 1 and rows[0].frequent_no_area == 0
+    assert rows[0].no_area_classes == "3" and isinstance(rows[0], geometry.Row)
     for fig in (figures.plot_areas(runs, names), figures.plot_vectors(runs, names),
                 figures.plot_curves(runs, ["random", "guided"]), figures.plot_convergence(runs, ["random", "guided"]),
                 figures.plot_counts(names, np.full(4, 80), np.array([40, 20, 10, 5]))):

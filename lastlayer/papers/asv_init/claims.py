@@ -1,21 +1,26 @@
 """The ASV poster's claims, declared before any run, and `decide`, which turns the runs into verdicts.
 
-Measurements (see `experiments.py`):
-- `pooled`: the variance picture of F34 at initialisation, one row per (method, weight draw, pooled layer) with
+Measurements (`experiments.run` returns them as `Runs.rows`):
+- `PooledRow`s: the variance picture of F34 at initialisation, one per (method, weight draw, pooled layer) with
   the log2 jumps of the forward and backward variance across the layer, their predictions, and τ, γ measured;
-- `table1`, `table3`: one row per trained model (method, optimizer, lr, seed, dataset, peak_acc, diverged).
+- `GridRow`s of Tables 1 and 3: one per trained model (method, optimizer, lr, seed, dataset, peak_acc, diverged).
 A run that diverged keeps the peak accuracy it reached before (chance if in its first epoch): it counts as a
 poor run, never dropped, and the `ours` line reports how many diverged.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import numpy as np
-import pandas as pd
 
 from lastlayer import stats
-from lastlayer.claims import Claim
+from lastlayer.claims import Claim, Missing, Verdicts, decide_parts
+from lastlayer.numbers import format_interval
 
 from .reference import METHODS, PAPER_DATASETS
+
+if TYPE_CHECKING:
+    from .experiments import GridRow, Params, PooledRow
 
 LABELS = {"xavier": "Xavier", "kaiming_forward": "Kaiming (forward)", "kaiming_backward": "Kaiming (backward)",
           "asv_forward": "ASV (forward)", "asv_backward": "ASV (backward)"}
@@ -28,6 +33,10 @@ NO_IMAGES = ("the paper's Car, Food and Fungi image folders are not available he
 PICTURE = "proxy: F34 at initialisation fed standard-normal images (the theory's unit-variance input) rather than photographs"
 KEEP_MARGIN = 1.0   # log2: a variance kept within a factor 2
 THEORY_MARGIN = 0.25  # log2: a formula that explains a measurement to within 19%
+SCHEMA_ONLY = ("Only the declaration's schema changed (its `criterion` field gave way to `parts` and `correction`, "
+               "empty here); the claim, its rule and its arithmetic are unchanged.")
+BY_PARTS = ("Declared as decided part by part (`parts`, through `claims.decide_parts`), its criterion now written "
+            "by the rule; the arithmetic is unchanged.")
 
 CLAIMS = [
     Claim(id="forward-variance-pooling",
@@ -39,7 +48,8 @@ CLAIMS = [
           rule="equivalence", parameters={"margin": KEEP_MARGIN, "alpha": stats.bonferroni(0.05, 2)},
           why="'kept' is read as within a factor 2 either way (|log2 jump| < 1); one part per pooled layer, "
               "alpha 0.05 split over the two (Bonferroni) so a contradiction of either is not a multiple-test artefact",
-          setting=PICTURE),
+          setting=PICTURE, parts="pooled layer of F34",
+          revised=BY_PARTS),
     Claim(id="backward-variance-pooling",
           statement="ASV backward keeps the backward gradient variance across the pooling layers of F34.",
           paper="ASV backward 'preserves the variance of the backward propagation', pooling included; no number.",
@@ -48,7 +58,8 @@ CLAIMS = [
           rule="equivalence", parameters={"margin": KEEP_MARGIN, "alpha": stats.bonferroni(0.05, 2)},
           why="as for the forward claim. The official code's cap (3x the std with gamma 1/2) is part of the method "
               "we run; at the global pool it binds, which the verdict then reflects",
-          setting=PICTURE),
+          setting=PICTURE, parts="pooled layer of F34",
+          revised=BY_PARTS),
     Claim(id="classical-jump-more",
           statement="Xavier and Kaiming, which ignore pooling, let the variance jump more than ASV does across "
                     "F34's pooling layers.",
@@ -57,10 +68,13 @@ CLAIMS = [
                    "method (forward jumps: ASV forward; backward: ASV backward), paired by draw (same seed, same "
                    "standard-normal weights up to each layer's scale); one part per direction, pooled layer and "
                    "classical method",
-          rule="direction", parameters={"paired": True, "expected": "greater", "alpha": stats.bonferroni(0.05, 12)},
+          rule="direction", parameters={"expected": "greater", "alpha": stats.bonferroni(0.05, 12)},
           why="12 parts (2 directions x 2 pooled layers x 3 methods) that must all hold; Bonferroni keeps a false "
               "contradiction of any of them at 5%",
-          setting=PICTURE),
+          setting=PICTURE, parts="direction, pooled layer and classical method",
+          revised="Declared as decided part by part (`parts`, through `claims.decide_parts`), its criterion now "
+                  "written by the rule; `paired` (by draw) moved from the declared parameters to the data, which the "
+                  "rule now takes it with; the arithmetic is unchanged."),
     Claim(id="stem-pool-jump-windows",
           statement="The backward jump of ASV backward across F34's stem pool is what gamma predicts when it is "
                     "counted over the actual, overlapping 3x3 stride-2 windows.",
@@ -71,7 +85,7 @@ CLAIMS = [
           rule="equivalence", parameters={"margin": THEORY_MARGIN, "alpha": 0.05},
           why="a formula 'explains' a jump when it predicts it within a factor 2^0.25 (19%); the paper's gamma is "
               "off by log2(9/4) = 1.17 here, far outside that band",
-          setting="extension"),
+          setting="extension", revised=SCHEMA_ONLY),
     Claim(id="global-pool-tau",
           statement="Average pooling's tau, derived for independent positions, holds at F34's global average pool.",
           paper="tau = (1 + (T-1)/pi) / (2T) for ReLU then average pooling over T independent elements "
@@ -81,7 +95,7 @@ CLAIMS = [
           rule="equivalence", parameters={"margin": THEORY_MARGIN, "alpha": 0.05},
           why="the same 19% band as for gamma; the positions of one channel share its filter (and the positive "
               "mean of the ReLU inputs), so they need not be independent",
-          setting="extension"),
+          setting="extension", revised=SCHEMA_ONLY),
     Claim(id="asv-backward-best-adam",
           statement="With Adam, ASV backward gives the best validation accuracy on every dataset (Table 1).",
           paper="ASV backward best on Car, Food and Fungi: 81.49 / 78.81 / 69.73% against at most 73.10 / 76.49 / "
@@ -92,14 +106,16 @@ CLAIMS = [
           rule="best_setting", parameters={"claimed": ["asv_backward"], "alpha": 0.05},
           why="one dataset in the proxy, so no multiplicity correction; several datasets are combined as parts "
               "that must all hold",
-          setting="proxy: " + PROXY.format(net="F34")),
+          setting="proxy: " + PROXY.format(net="F34"), parts="dataset",
+          revised=BY_PARTS),
     Claim(id="asv-backward-best-adam-paper",
           statement="With Adam, ASV backward gives the best validation accuracy on Car, Food and Fungi (Table 1).",
           paper="81.49 / 78.81 / 69.73% for ASV backward against at most 73.10 / 76.49 / 68.16%.",
           estimand="as for the proxy, on F34 and the paper's three image folders",
           rule="best_setting", parameters={"claimed": ["asv_backward"], "alpha": stats.bonferroni(0.05, 3)},
           why="three datasets that must all hold; Bonferroni over them. " + NO_IMAGES.format(net="F34"),
-          setting="paper setup"),
+          setting="paper setup", parts="dataset",
+          revised=BY_PARTS),
     Claim(id="asv-best-optimizers",
           statement="An ASV method (forward or backward) gives the best accuracy whichever the optimizer (Table 3).",
           paper="An ASV method is best for all five optimizers on F50 / Car (forward for SGD, Adagrad, RMSprop; "
@@ -109,7 +125,8 @@ CLAIMS = [
           rule="best_setting", parameters={"claimed": ["asv_forward", "asv_backward"], "alpha": stats.bonferroni(0.05, 5)},
           why="five optimizers that must all hold; Bonferroni over them. Each optimizer runs at one learning rate "
               "(the paper gives none)",
-          setting="proxy: " + PROXY.format(net="F50")),
+          setting="proxy: " + PROXY.format(net="F50"), parts="optimizer",
+          revised=BY_PARTS),
     Claim(id="asv-best-optimizers-paper",
           statement="An ASV method gives the best accuracy on F50 / Car for SGD, Adadelta, Adagrad, RMSprop and Adam "
                     "(Table 3).",
@@ -117,99 +134,130 @@ CLAIMS = [
           estimand="as for the proxy, on F50 and the Car image folder",
           rule="best_setting", parameters={"claimed": ["asv_forward", "asv_backward"], "alpha": stats.bonferroni(0.05, 5)},
           why="five optimizers that must all hold; Bonferroni over them. " + NO_IMAGES.format(net="F50"),
-          setting="paper setup"),
+          setting="paper setup", parts="optimizer",
+          revised=BY_PARTS),
 ]
 BY_ID = {c.id: c for c in CLAIMS}
 
 
 # ---------------------------------------------------------------- from measurements to decisions
 
-def _pct(x) -> str:
-    return f"{100 * x:+.1f}"
+def _each(d: stats.Decision, text) -> str:
+    """The `ours` line of a claim decided part by part: each part's label and `text(part)`, or why it is not
+    testable."""
+    return "; ".join(p.detail if p.verdict == "not testable" else f"{p.label}: {text(p)}" for p in d.parts or (d,))
 
 
-def _per_layer(claim, pooled, method, transform):
-    rows = pooled[pooled.method == method]
-    parts, words = [], []
-    for layer, g in rows.groupby("layer"):
-        values = transform(g.sort_values("draw"))
-        d = claim.decide(values.to_numpy(float))
-        parts.append(d)
-        words.append(f"layer {layer} ({g.pool.iloc[0]}): {d.estimate:+.2f} [{d.interval[0]:+.2f}, "
-                     f"{d.interval[1]:+.2f}] (n = {d.n}, {d.verdict})")
-    return (stats.combine(parts) if len(parts) > 1 else parts[0]), "; ".join(words)
+def _interval(d: stats.Decision) -> str:
+    return f"{format_interval(d.estimate, d.interval, d.n, digits=2, sign=True)}, {d.verdict}"
 
 
-def _classical(claim, pooled):
-    parts, words = [], []
+def _of(rows, method: str, pool: str = "") -> dict[tuple[int, str], list[PooledRow]]:
+    """{(layer, pool): rows of `method` at that pooled layer, by draw}, layers in order; `pool` keeps only the
+    layers whose pooling starts so ('max', 'avg')."""
+    out: dict = {}
+    for r in sorted((r for r in rows if r.method == method and r.pool.startswith(pool)), key=lambda r: r.layer):
+        out.setdefault((r.layer, r.pool), []).append(r)
+    return {k: sorted(v, key=lambda r: r.draw) for k, v in out.items()}
+
+
+def _col(rows, name: str) -> np.ndarray:
+    return np.array([getattr(r, name) for r in rows], float)
+
+
+def _layers(rows, method: str, value) -> list[tuple[str, tuple]]:
+    """One part per pooled layer: `value` of the draws of `method` there (a function of their rows)."""
+    return [(f"layer {layer} ({pool})", (value(g),)) for (layer, pool), g in _of(rows, method).items()]
+
+
+def _classical(rows) -> list[tuple[str, tuple]]:
+    """Parts of `classical-jump-more`: per direction, classical method and pooled layer, |jump| of the classical
+    method and of the matching ASV method, paired by draw."""
+    parts = []
     for direction, asv in (("fwd", "asv_forward"), ("bwd", "asv_backward")):
-        col = f"{direction}_jump"
-        ref = pooled[pooled.method == asv].set_index(["layer", "draw"])[col].abs()
+        ref = _of(rows, asv)
         for m in CLASSICAL:
-            other = pooled[pooled.method == m].set_index(["layer", "draw"])[col].abs()
-            for layer in sorted(ref.index.get_level_values(0).unique()):
-                a, b = other.loc[layer].sort_index(), ref.loc[layer].sort_index()
-                d = claim.decide(a.to_numpy(float), b.to_numpy(float))
-                parts.append(d)
-                words.append(f"{direction} layer {layer} {LABELS[m]}: {d.estimate:+.2f} ({d.verdict})")
-    return stats.combine(parts), "; ".join(words)
+            other = _of(rows, m)
+            parts += [(f"{direction} layer {layer} {LABELS[m]}",
+                       (np.abs(_col(other.get((layer, pool), []), f"{direction}_jump")),
+                        np.abs(_col(g, f"{direction}_jump"))))
+                      for (layer, pool), g in ref.items()]
+    return parts
 
 
-def best_of_grid(runs: pd.DataFrame) -> dict[str, np.ndarray]:
-    """{method: per-seed peak accuracy at the seed's best learning rate}, seeds in the same order."""
-    best = runs.groupby(["method", "seed"]).peak_acc.max()
-    return {m: best.loc[m].sort_index().to_numpy(float) for m in METHODS if m in best.index.get_level_values(0)}
+def _one_layer(rows, method: str, pool: str, value, which: int) -> tuple[np.ndarray]:
+    """`value` of the draws of `method` at one layer with pooling `pool` (`which`: 0 the first, -1 the last)."""
+    layers = list(_of(rows, method, pool).values())
+    if not layers:
+        raise Missing(f"the variance picture has no {method} rows at a {pool} pooled layer")
+    return (value(layers[which]),)
 
 
-def _tables(claim, runs, group, per_seed):
-    parts, words = [], []
-    for key, g in runs.groupby(group, sort=False):
-        scores = per_seed(g)
-        d = claim.decide(scores)
-        parts.append(d)
-        means = {m: float(np.mean(v)) for m, v in scores.items()}
+def _picture(v: Verdicts, rows) -> None:
+    fwd, bwd = (lambda g: _col(g, "fwd_jump")), (lambda g: _col(g, "bwd_jump"))
+    v.add("forward-variance-pooling", lambda c: decide_parts(c, _layers(rows, "asv_forward", fwd)),
+          lambda d: _each(d, _interval))
+    v.add("backward-variance-pooling", lambda c: decide_parts(c, _layers(rows, "asv_backward", bwd)),
+          lambda d: _each(d, _interval))
+    v.add("classical-jump-more", lambda c: decide_parts(c, _classical(rows), paired=True),
+          lambda d: _each(d, lambda p: f"{p.estimate:+.2f} ({p.verdict})"))
+    stem_gap = lambda g: _col(g, "bwd_jump") - _col(g, "bwd_pred_windows")
+    v.add("stem-pool-jump-windows", lambda c: c.decide(*_one_layer(rows, "asv_backward", "max", stem_gap, 0)),
+          _interval)
+    tau_log2 = lambda g: np.log2(_col(g, "tau") / _col(g, "tau_formula"))
+    v.add("global-pool-tau", lambda c: c.decide(*_one_layer(rows, "asv_forward", "avg", tau_log2, -1)), _interval)
+
+
+def best_of_grid(runs: list[GridRow]) -> dict[str, np.ndarray]:
+    """{method: per-seed peak accuracy at the seed's best learning rate, seeds in order} for every method of
+    `METHODS` (an empty array for a method with no run, which a rule then refuses as too few)."""
+    best: dict[tuple[str, int], float] = {}
+    for r in runs:
+        best[r.method, r.seed] = max(best.get((r.method, r.seed), -np.inf), r.peak_acc)
+    return {m: np.array([best[k] for k in sorted(k for k in best if k[0] == m)], float) for m in METHODS}
+
+
+def _grid_parts(runs: list[GridRow], group: str) -> list[tuple[str, tuple]]:
+    """One part per dataset (Table 1) or optimizer (Table 3), in the order run: the `best_of_grid` scores."""
+    keys = dict.fromkeys(getattr(r, group) for r in runs)
+    return [(k, (best_of_grid([r for r in runs if getattr(r, group) == k]),)) for k in keys]
+
+
+def _grid_ours(d: stats.Decision, parts, runs: list[GridRow]) -> str:
+    scores = dict(parts)
+
+    def text(p):
+        means = {m: float(np.mean(v)) for m, v in scores[p.label][0].items() if len(v)}
         top = max(means, key=means.get)
-        words.append(f"{key}: best {LABELS[top]} {100 * means[top]:.1f}%, claimed minus best other "
-                     f"{_pct(d.estimate)} points [{_pct(d.interval[0])}, {_pct(d.interval[1])}] ({d.verdict})")
-    diverged = f"{int(runs.diverged.sum())} of {len(runs)} runs diverged (counted at the peak they reached)"
-    decision = stats.combine(parts) if len(parts) > 1 else parts[0]
-    return decision, "; ".join(words) + f"; {diverged}"
+        return (f"best {LABELS[top]} {100 * means[top]:.1f}%; claimed minus best other, in points: "
+                f"{format_interval(p.estimate, p.interval, p.n, scale=100, digits=1, sign=True)}, {p.verdict}")
+    diverged = sum(r.diverged for r in runs)
+    return f"{_each(d, text)}; {diverged} of {len(runs)} runs diverged (counted at the peak they reached)"
 
 
-def _is_paper(runs: pd.DataFrame, model: str) -> bool:
-    return len(runs) > 0 and set(runs.dataset) <= set(PAPER_DATASETS) and set(runs.model) == {model}
+def _table(v: Verdicts, proxy: str, paper: str, runs: list[GridRow], group: str, paper_setup: bool, net: str):
+    """The claim of one table whose setting the run matches, from its runs; the other one is not testable."""
+    measured, other = (paper, proxy) if paper_setup else (proxy, paper)
+    parts = _grid_parts(runs, group)
+    v.add(measured, lambda c: decide_parts(c, parts), lambda d: _grid_ours(d, parts, runs))
+    v.add(other, stats.not_testable(NO_IMAGES.format(net=net) if other == paper else
+                                    "this run trained the paper's setup itself, so the proxy was not run"))
 
 
-def decide(pooled, table1, table3) -> list[tuple[Claim, stats.Decision, str | None]]:
+def decide(rows, params: Params) -> list[tuple[Claim, stats.Decision, str | None]]:
     """Every claim of CLAIMS with its decision and a line of what we measured. Pure: rows in, decisions out.
 
-    `pooled`, `table1`, `table3` are tables (or lists of row dicts) as `experiments.variance_picture` and
-    `experiments.run_grid` return them. The proxy and the paper-setup claim of a table are exclusive: the runs
-    decide the one whose setting they match, the other is not testable.
+    `rows` are `experiments.run`'s (`PooledRow`s of F34's variance picture, `GridRow`s of Tables 1 and 3).
+    The proxy and the paper-setup claim of a table are exclusive: `params` say which setting the table ran
+    (the paper's network on its image folders, or not), that claim is decided, the other is not testable.
+    A claim whose rows are missing is not testable, with the reason.
     """
-    pooled, table1, table3 = (pd.DataFrame(x) for x in (pooled, table1, table3))
-    out = []
-    c = BY_ID["forward-variance-pooling"]
-    out.append((c, *_per_layer(c, pooled, "asv_forward", lambda g: g.fwd_jump)))
-    c = BY_ID["backward-variance-pooling"]
-    out.append((c, *_per_layer(c, pooled, "asv_backward", lambda g: g.bwd_jump)))
-    c = BY_ID["classical-jump-more"]
-    out.append((c, *_classical(c, pooled)))
-    c = BY_ID["stem-pool-jump-windows"]
-    maxed = pooled[pooled.pool.str.startswith("max")]
-    out.append((c, *_per_layer(c, maxed, "asv_backward", lambda g: g.bwd_jump - g.bwd_pred_windows)))
-    c = BY_ID["global-pool-tau"]
-    avg = pooled[pooled.pool.str.startswith("avg")]
-    out.append((c, *_per_layer(c, avg, "asv_forward", lambda g: np.log2(g.tau / g.tau_formula))))
-
-    for proxy, paper, runs, model, group, per_seed in (
-            ("asv-backward-best-adam", "asv-backward-best-adam-paper", table1, "f34", "dataset", best_of_grid),
-            ("asv-best-optimizers", "asv-best-optimizers-paper", table3, "f50", "optimizer", best_of_grid)):
-        measured, other = (paper, proxy) if _is_paper(runs, model) else (proxy, paper)
-        c = BY_ID[measured]
-        out.append((c, *_tables(c, runs, group, per_seed)))
-        reason = (NO_IMAGES.format(net=model.upper()) if other == paper else
-                  "this run trained the paper's setup itself, so the proxy was not run")
-        out.append((BY_ID[other], stats.not_testable(reason), None))
-    order = {c.id: i for i, c in enumerate(CLAIMS)}
-    return sorted(out, key=lambda t: order[t[0].id])
+    v = Verdicts(CLAIMS)
+    _picture(v, [r for r in rows if r.experiment == "variance picture"])
+    table1 = [r for r in rows if r.experiment == "table1"]
+    table3 = [r for r in rows if r.experiment == "table3"]
+    _table(v, "asv-backward-best-adam", "asv-backward-best-adam-paper", table1, "dataset",
+           set(params.datasets) <= set(PAPER_DATASETS) and params.model == "f34", "F34")
+    _table(v, "asv-best-optimizers", "asv-best-optimizers-paper", table3, "optimizer",
+           params.table3_dataset in PAPER_DATASETS and params.table3_model == "f50", "F50")
+    return v.done()

@@ -1,9 +1,9 @@
-"""The ASV paper's experiments as function calls: the variance picture at initialisation (`variance_picture`,
-`gamma_check`), and training one network per (initialisation, optimizer, learning rate, seed) to report its
-peak validation accuracy, as the paper's tables do (`run_grid`).
+"""The ASV paper's experiments: the variance picture at initialisation (`variance_picture`, `gamma_check`),
+and training one network per (initialisation, optimizer, learning rate, seed) to report its peak validation
+accuracy, as the paper's tables do (`run_grid`). `run(Params)` runs them all for the notebook.
 
-`train_with_init` is one run; `init_grid` runs a list of cells and returns a pandas table with one row per
-run. A run whose loss becomes non-finite is not an error here: the paper's grids include learning rates too
+`train_with_init` is one run; `init_grid` runs a list of cells, one `InitRun` per run; `run_grid` tags them as
+`GridRow`s. A run whose loss becomes non-finite is not an error here: the paper's grids include learning rates too
 large for some initialisations, so such a run keeps the peak accuracy it reached before (chance level if it
 diverged in its first epoch) and is flagged `diverged`.
 """
@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import torch
 import torch.nn as nn
@@ -25,8 +25,10 @@ from lastlayer.init import (DEFAULT_CAP, METHODS, initialize, method_stds, pool_
                             windowed_max_gamma)
 from lastlayer.models import create_model
 from lastlayer.signal import jumps, pool_gamma_mc, signal_variances
-from lastlayer.training.trainer import Callback, NonFiniteLossError, TrainConfig, fit, seed_everything
+from lastlayer.training.trainer import Callback, NonFiniteLossError, TrainConfig, fit, resolve_device, seed_everything
 
+if TYPE_CHECKING:
+    import pandas as pd
 
 ASV_FOLDERS = ("car", "food", "fungi")
 
@@ -59,6 +61,7 @@ def load_data(name: str, train_size: int | None = None, val_size: int | None = N
 
 @dataclass
 class InitRun:
+    """One trained model of a grid cell (what the run cache stores)."""
     method: str
     optimizer: str
     lr: float
@@ -67,6 +70,44 @@ class InitRun:
     final_acc: float     # validation accuracy after the last completed epoch
     epochs_done: int
     diverged: bool
+
+
+@dataclass(frozen=True)
+class GridRow:
+    """One trained model of Table 1 or Table 3: its `InitRun`, tagged with the table, dataset and network."""
+    experiment: str      # "table1" or "table3"
+    dataset: str
+    model: str
+    method: str
+    optimizer: str
+    lr: float
+    seed: int
+    peak_acc: float
+    final_acc: float
+    epochs_done: int
+    diverged: bool
+
+
+@dataclass(frozen=True)
+class PooledRow:
+    """One (method, weight draw, pooled layer) of a variance picture: the log2 jumps of the forward and backward
+    variance across the layer, the formulas' predictions, and τ, γ measured beside the formulas'."""
+    experiment: str      # "variance picture"
+    network: str
+    method: str
+    draw: int
+    layer: int           # 1-based index of the pooled weight layer
+    pool: str            # "max 9", "avg 49": the pooling and its T
+    fwd_jump: float
+    bwd_jump: float
+    fwd_pred: float
+    bwd_pred: float
+    bwd_pred_windows: float  # with γ counted over the actual (overlapping) max-pool windows
+    tau: float
+    tau_formula: float
+    gamma: float
+    gamma_formula: float
+    gamma_windows: float
 
 
 class _Peak(Callback):
@@ -103,20 +144,19 @@ def train_with_init(make_model: Callable[[], nn.Module], method: str, train: Spl
 
 def init_grid(make_model: Callable[[], nn.Module], train: Split, val: Split, base: TrainConfig,
               cells: list[tuple[str, str, float]], seeds: list[int], *, cap: float | None = DEFAULT_CAP,
-              callbacks: Callable[[], tuple[Callback, ...]] = tuple):
-    """Run every (method, optimizer, lr) cell with every seed; a pandas table with one row per run.
+              callbacks: Callable[[], tuple[Callback, ...]] = tuple) -> list[InitRun]:
+    """Run every (method, optimizer, lr) cell with every seed; one `InitRun` per run, cells then seeds.
 
     Runs of the same seed share the batch order and the generator state before initialisation, so cells
     differ by the method, optimizer or learning rate only. `callbacks()` makes fresh callbacks per run.
     Every run goes through the run cache (so `make_model` and `callbacks` must be importable functions or
     `functools.partial`s of them).
     """
-    import pandas as pd
     calls = [functools.partial(train_with_init, make_model, method, train, val,
                                replace(base, optimizer=optimizer, lr=float(lr), seed=int(seed)), cap=cap,
                                make_callbacks=callbacks)
              for method, optimizer, lr in cells for seed in seeds]
-    return pd.DataFrame([r.__dict__ for r in cached_runs(calls)])
+    return cached_runs(calls)
 
 
 # ---------------------------------------------------------------- the variance picture at initialisation
@@ -140,16 +180,16 @@ def _max_pool_windows(model: nn.Module, input_shape) -> list[tuple]:
 
 def variance_picture(name: str, make_x: Callable[[int], torch.Tensor], input_shape, num_classes: int, *,
                      draws: int, seed: int = 0, cap: float | None = DEFAULT_CAP, methods=METHODS,
-                     device="cpu"):
+                     device="cpu", experiment: str = "variance picture"):
     """The poster's variance picture of network `name` at initialisation, for every method and weight draw.
 
     Draw d seeds torch with seed + d before initialising (so every method scales the same standard-normal
-    weights) and feeds `make_x(seed + d)`. Returns two tables:
-    - curves: one row per (method, draw, layer l = 1..L): log2 of the forward and backward variances;
-    - pooled: one row per (method, draw, pooled layer): the measured log2 jumps of the variance across the
-      layer (`lastlayer.signal.jumps`), the jumps the formulas predict for the method's stds (with the paper's
-      γ, and for max pooling also with γ counted over the actual overlapping windows), and the measured τ
-      and γ beside the formulas'.
+    weights) and feeds `make_x(seed + d)`. Returns
+    - curves: a table with one row per (method, draw, layer l = 1..L): log2 of the forward and backward variances;
+    - pooled: one `PooledRow` per (method, draw, pooled layer): the measured log2 jumps of the variance across
+      the layer (`lastlayer.signal.jumps`), the jumps the formulas predict for the method's stds (with the
+      paper's γ, and for max pooling also with γ counted over the actual overlapping windows), and the
+      measured τ and γ beside the formulas'.
     """
     import numpy as np
     import pandas as pd
@@ -172,13 +212,13 @@ def variance_picture(name: str, make_x: Callable[[int], torch.Tensor], input_sha
             for i, f, b in zip(pooled, fj, bj):
                 layer = layers[i]
                 g_overlap = overlap.get(i, layer.gamma)
-                rows.append(dict(network=name, method=method, draw=d, layer=i + 1, pool=f"{layer.pool} {layer.T}",
-                                 fwd_jump=f, bwd_jump=b, fwd_pred=float(np.log2(fwd_pred[i + 1])),
-                                 bwd_pred=float(np.log2(bwd_pred[i])),
-                                 bwd_pred_windows=float(np.log2(bwd_pred[i] * g_overlap / layer.gamma)),
-                                 tau=prof.tau[i], tau_formula=layer.tau, gamma=prof.gamma[i],
-                                 gamma_formula=layer.gamma, gamma_windows=g_overlap))
-    return pd.DataFrame(curves), pd.DataFrame(rows)
+                rows.append(PooledRow(experiment, name, method, d, i + 1, f"{layer.pool} {layer.T}",
+                                      fwd_jump=f, bwd_jump=b, fwd_pred=float(np.log2(fwd_pred[i + 1])),
+                                      bwd_pred=float(np.log2(bwd_pred[i])),
+                                      bwd_pred_windows=float(np.log2(bwd_pred[i] * g_overlap / layer.gamma)),
+                                      tau=prof.tau[i], tau_formula=layer.tau, gamma=prof.gamma[i],
+                                      gamma_formula=layer.gamma, gamma_windows=g_overlap))
+    return pd.DataFrame(curves), rows
 
 
 def gamma_check(cases=((2, 2, 0), (3, 3, 0), (3, 2, 1), (2, 1, 0)), *, size: int = 28, repeats: int = 16,
@@ -199,31 +239,16 @@ def gamma_check(cases=((2, 2, 0), (3, 3, 0), (3, 2, 1), (2, 1, 0)), *, size: int
 
 def run_grid(model_name: str, data: dict[str, tuple[Split, Split]], cells: list[tuple[str, str, float]],
              seeds: list[int], base: TrainConfig, *, table: str, cap: float | None = DEFAULT_CAP,
-             callbacks: Callable[[], tuple[Callback, ...]] = tuple):
-    """`init_grid` of `model_name` on every dataset of `data`; one row per trained model, tagged with the
+             callbacks: Callable[[], tuple[Callback, ...]] = tuple) -> list[GridRow]:
+    """`init_grid` of `model_name` on every dataset of `data`; one `GridRow` per trained model, tagged with the
     table it reproduces, the dataset and the network."""
-    import pandas as pd
     out = []
     for dataset, (train, val) in data.items():
         make = functools.partial(create_model, model_name, num_classes=len(train.classes),
                                  in_channels=int(train.x.shape[1]))
-        runs = init_grid(make, train, val, base, cells, seeds, cap=cap, callbacks=callbacks)
-        out.append(runs.assign(table=table, dataset=dataset, model=model_name))
-    return pd.concat(out, ignore_index=True)
-
-
-def picture_numbers(pooled) -> dict[str, float]:
-    """The numbers the notebook's text quotes from `variance_picture`'s pooled table: γ at the first max pool
-    (measured, over the windows, the paper's) with ASV backward's jump there, and τ at the last average pool."""
-    import numpy as np
-    first = lambda pool, method: pooled[pooled.pool.str.startswith(pool) & (pooled.method == method)]
-    mx, avg = first("max", "asv_backward"), first("avg", "asv_forward")
-    mx, avg = mx[mx.layer == mx.layer.min()], avg[avg.layer == avg.layer.max()]
-    return {"gamma-stem": mx.gamma.mean(), "gamma-windows": mx.gamma_windows.iloc[0],
-            "gamma-paper": mx.gamma_formula.iloc[0], "gamma-ratio": mx.gamma.mean() / mx.gamma_formula.iloc[0],
-            "jump-stem": mx.bwd_jump.mean(), "jump-stem-windows": mx.bwd_pred_windows.iloc[0],
-            "tau-global": avg.tau.mean(), "tau-formula": avg.tau_formula.iloc[0],
-            "tau-log2": float(np.log2(avg.tau / avg.tau_formula).mean())}
+        out += [GridRow(table, dataset, model_name, **asdict(r))
+                for r in init_grid(make, train, val, base, cells, seeds, cap=cap, callbacks=callbacks)]
+    return out
 
 
 def augmentation(augment: bool, seed: int = 0) -> Callable[[], tuple[Callback, ...]]:
@@ -233,3 +258,111 @@ def augmentation(augment: bool, seed: int = 0) -> Callable[[], tuple[Callback, .
 
 def _crops(seed: int) -> tuple[Callback, ...]:
     return (RandomResizedCrop(seed=seed),)
+
+
+# ---------------------------------------------------------------- the notebook's one call
+
+@dataclass(frozen=True)
+class Params:
+    """The parameters cell of notebooks/asv_init.ipynb, name for name (its values are the defaults; the
+    profiles of paper.yml override them)."""
+    seed: int
+    device: str
+    cap: float | None
+    signal_model: str
+    signal_size: int
+    signal_batch: int
+    signal_seeds: int
+    signal_data_batch: int
+    datasets: list[str]
+    table3_dataset: str
+    image_root: str | None
+    image_size: int
+    augment: bool
+    train_size: int | None
+    val_size: int | None
+    model: str
+    table3_model: str
+    epochs: int
+    batch_size: int
+    lrs: list[float]
+    optimizers: list[str]
+    optimizer_lrs: list[float]
+    n_seeds: int
+    threads: int  # applied by `nb.start`
+
+
+@dataclass
+class Runs:
+    """What `run` measured. `rows` (F34's variance picture, then Tables 1 and 3) is what `claims.decide` reads and
+    the results file keeps; the rest feeds the notebook's figures and tables."""
+    rows: list[PooledRow | GridRow]  # the variance picture, then Table 1, then Table 3
+    f34_curves: pd.DataFrame  # per-layer log2 variances of the variance picture
+    cpu_curves: pd.DataFrame  # the same picture of the Table 1 network fed real training images
+    cpu_pooled: pd.DataFrame  # its pooled layers, one PooledRow per row
+    f34_stds: pd.DataFrame    # `lastlayer.init.std_table` of F34 (10 classes, 224x224)
+    gamma: pd.DataFrame       # `gamma_check`: γ of overlapping max-pool windows by Monte Carlo
+
+    def table(self, experiment: str) -> pd.DataFrame:
+        """The rows of one experiment ('variance picture', 'table1', 'table3') as a pandas table."""
+        import pandas as pd
+        return pd.DataFrame([asdict(r) for r in self.rows if r.experiment == experiment])
+
+    @property
+    def f34_pooled(self) -> pd.DataFrame:
+        return self.table("variance picture")
+
+    @property
+    def table1(self) -> pd.DataFrame:
+        return self.table("table1")
+
+    @property
+    def table3(self) -> pd.DataFrame:
+        return self.table("table3")
+
+    @property
+    def metrics(self) -> dict[str, int]:
+        """How many models Tables 1 and 3 trained, and how many of them diverged."""
+        grid = [r for r in self.rows if isinstance(r, GridRow)]
+        return {"runs": len(grid), "diverged_runs": sum(r.diverged for r in grid)}
+
+
+def _normal_images(batch: int, size: int, seed: int) -> torch.Tensor:
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+def _image_subset(x: torch.Tensor, batch: int, seed: int) -> torch.Tensor:
+    return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:batch]]
+
+
+def run(params: Params) -> Runs:
+    """Every experiment of the notebook, in its order: F34's variance picture on standard-normal images, Table 1
+    (Adam over `lrs` on `datasets`), Table 3 (each optimizer at its learning rate on `table3_dataset`), F34's
+    std table, the γ check, and the variance picture of the Table 1 network on real images."""
+    import pandas as pd
+    from lastlayer.init import std_table
+    p = params
+    device = str(resolve_device(p.device))
+    seeds = [p.seed + i for i in range(p.n_seeds)]
+    f34_curves, f34_pooled = variance_picture(
+        p.signal_model, functools.partial(_normal_images, p.signal_batch, p.signal_size),
+        (3, p.signal_size, p.signal_size), 10, draws=p.signal_seeds, seed=p.seed, cap=p.cap, device=device)
+    data = {name: load_data(name, p.train_size, p.val_size, seed=p.seed, image_root=p.image_root,
+                            image_size=p.image_size)
+            for name in dict.fromkeys([*p.datasets, p.table3_dataset])}
+    callbacks = augmentation(p.augment, p.seed)
+    base = TrainConfig(epochs=p.epochs, batch_size=p.batch_size, device=device, seed=p.seed)
+    table1 = run_grid(p.model, {d: data[d] for d in p.datasets}, [(m, "adam", lr) for m in METHODS for lr in p.lrs],
+                      seeds, base, table="table1", cap=p.cap, callbacks=callbacks)
+    table3 = run_grid(p.table3_model, {p.table3_dataset: data[p.table3_dataset]},
+                      [(m, o, lr) for o, lr in zip(p.optimizers, p.optimizer_lrs) for m in METHODS],
+                      seeds, base, table="table3", cap=p.cap, callbacks=callbacks)
+    f34_stds = std_table(create_model("f34", num_classes=10, in_channels=3), (3, 224, 224), cap=p.cap)
+    gamma = gamma_check(seed=p.seed)
+    train0 = data[p.datasets[0]][0]
+    cpu_curves, cpu_pooled = variance_picture(
+        p.model, functools.partial(_image_subset, train0.x, p.signal_data_batch), tuple(train0.x.shape[1:]),
+        len(train0.classes), draws=p.signal_seeds, seed=p.seed, cap=p.cap, device=device,
+        experiment="variance picture, Table 1 network")
+    return Runs([*f34_pooled, *table1, *table3], f34_curves, cpu_curves,
+                pd.DataFrame([asdict(r) for r in cpu_pooled]), f34_stds, gamma)

@@ -1,4 +1,4 @@
-"""Figures and reading tables of the asv_init notebook, from the tables `experiments.py` returns.
+"""Figures and reading tables of the asv_init notebook, from the tables of `experiments.run`'s `Runs`.
 
 Tables are formatted for reading (strings 'mean ± sd', percentages, our value beside the paper's); figures are
 returned, not shown, so the notebook cell decides (a figure at the end of a cell is displayed once).
@@ -9,15 +9,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from lastlayer.numbers import fmt_mean_sd
+
 from .claims import LABELS
 from .reference import F34_STD_COLUMNS, F34_STDS, METHODS, TABLE1, TABLE3
-
-
-def _pm(values, digits=2, scale=1.0, signed=False) -> str:
-    v = np.asarray(values, float) * scale
-    sign = "+" if signed else ""
-    sd = f" ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else ""
-    return f"{v.mean():{sign}.{digits}f}{sd}"
 
 
 def std_check(table: pd.DataFrame) -> pd.DataFrame:
@@ -59,7 +54,7 @@ def jump_table(pooled: pd.DataFrame) -> pd.DataFrame:
     for (layer, pool), g in pooled.groupby(["layer", "pool"]):
         for direction, col, pred in (("forward", "fwd_jump", "fwd_pred"), ("backward", "bwd_jump", "bwd_pred")):
             rows[(direction, f"{layer} ({pool})")] = {
-                LABELS[m]: f"{_pm(h[col], signed=True)} ({h[pred].iloc[0]:+.2f})"
+                LABELS[m]: f"{fmt_mean_sd(h[col], digits=2, sign=True)} ({h[pred].iloc[0]:+.2f})"
                 for m in METHODS if len(h := g[g.method == m])}
     out = pd.DataFrame(rows).T
     out.index.names = ["direction", "after layer"]
@@ -73,10 +68,24 @@ def theory_table(pooled: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for (layer, pool), h in g.groupby(["layer", "pool"]):
         rows.append({"after layer": f"{layer} ({pool})", "τ formula": f"{h.tau_formula.iloc[0]:.4g}",
-                     "τ measured": _pm(h.tau, 4), "γ formula": f"{h.gamma_formula.iloc[0]:.4g}",
-                     "γ over the windows": f"{h.gamma_windows.iloc[0]:.4g}", "γ measured": _pm(h.gamma, 4 if
-                                                                                               pool.startswith("max") else 6)})
+                     "τ measured": fmt_mean_sd(h.tau, digits=4), "γ formula": f"{h.gamma_formula.iloc[0]:.4g}",
+                     "γ over the windows": f"{h.gamma_windows.iloc[0]:.4g}",
+                     "γ measured": fmt_mean_sd(h.gamma, digits=4 if pool.startswith("max") else 6)})
     return pd.DataFrame(rows).set_index("after layer")
+
+
+def picture_numbers(pooled) -> dict[str, float]:
+    """The numbers the notebook's text quotes from the variance picture's pooled table (`Runs.f34_pooled`): γ at
+    the first max pool (measured, over the windows, the paper's) with ASV backward's jump there, and τ at the last
+    average pool."""
+    first = lambda pool, method: pooled[pooled.pool.str.startswith(pool) & (pooled.method == method)]
+    mx, avg = first("max", "asv_backward"), first("avg", "asv_forward")
+    mx, avg = mx[mx.layer == mx.layer.min()], avg[avg.layer == avg.layer.max()]
+    return {"gamma-stem": mx.gamma.mean(), "gamma-windows": mx.gamma_windows.iloc[0],
+            "gamma-paper": mx.gamma_formula.iloc[0], "gamma-ratio": mx.gamma.mean() / mx.gamma_formula.iloc[0],
+            "jump-stem": mx.bwd_jump.mean(), "jump-stem-windows": mx.bwd_pred_windows.iloc[0],
+            "tau-global": avg.tau.mean(), "tau-formula": avg.tau_formula.iloc[0],
+            "tau-log2": float(np.log2(avg.tau / avg.tau_formula).mean())}
 
 
 def gamma_table(check: pd.DataFrame) -> pd.DataFrame:
@@ -98,7 +107,8 @@ def table1(runs: pd.DataFrame) -> pd.DataFrame:
     best = _best_lr(runs)
     out = {}
     for d, g in best.groupby("dataset", sort=False):
-        out[f"ours: {d}"] = {LABELS[m]: _pm(h.peak_acc, 1, 100) for m in METHODS if len(h := g[g.method == m])}
+        out[f"ours: {d}"] = {LABELS[m]: fmt_mean_sd(h.peak_acc, scale=100, digits=1)
+                             for m in METHODS if len(h := g[g.method == m])}
     for d, row in TABLE1.items():
         out[f"paper: {d}"] = {LABELS[m]: f"{row[m]:.2f}" for m in METHODS}
     return pd.DataFrame(out).T
@@ -128,7 +138,7 @@ def table3(runs: pd.DataFrame) -> pd.DataFrame:
     for opt, g in runs.groupby("optimizer", sort=False):
         paper = TABLE3.get(opt, {})
         rows[f"{opt} (lr {g.lr.iloc[0]:g})"] = {
-            LABELS[m]: _pm(h.peak_acc, 1, 100) + (f" / {paper[m]:.2f}" if m in paper else "")
+            LABELS[m]: fmt_mean_sd(h.peak_acc, scale=100, digits=1) + (f" / {paper[m]:.2f}" if m in paper else "")
             for m in METHODS if len(h := g[g.method == m])}
     return pd.DataFrame(rows).T
 

@@ -5,8 +5,8 @@ import statistics
 
 import torch
 
-from lastlayer.book.bench import median_times
-from lastlayer.papers.digit_pairs.experiments import train_rounds
+from lastlayer.timing import median_times
+from lastlayer.papers.digit_pairs.rounds import train_rounds
 
 
 def bench(device: torch.device, quick: bool) -> list[dict]:
@@ -30,7 +30,7 @@ def bench_group(device: torch.device, kinds: list[str], rounds: int, n: int, epo
 
         def path(name: str):
             def run():
-                result = train_rounds(kind, rounds=rounds, n=n, epochs=epochs, device=str(device),
+                result = train_rounds(kind, rounds=rounds, n_pairs=n, epochs=epochs, device=str(device),
                                       grouped=name == "grouped", **model_kwargs)
                 train_seconds[name].append(sum(sum(h["seconds"]) for h in result.histories))
             return run

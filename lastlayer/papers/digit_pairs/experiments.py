@@ -1,245 +1,123 @@
-"""The EE-559 digit-pair task: is the first 14x14 MNIST digit less than or equal to the second?
+"""The report's experiments in one call: `run(Params)` trains Table I, Figure 1's sweeps and Figure 2's
+gradient rounds, and returns their rows (what the claims are decided on) with what the figures draw.
 
-A faithful port of the course's `generate_pair_sets(nb)`: MNIST train and test kept apart, images
-average-pooled by 2 (28x28 -> 14x14), a random permutation of each split whose first 2N images are
-grouped into N pairs (no image used twice), raw 0-255 values. Labels are stored as one (N, 3) tensor:
-column 0 the target (1 when digit 1 <= digit 2), columns 1-2 the two digit classes.
+Figure 1 varies one thing at a time around each model's Table I setting, and a sweep trains only the values
+that differ from it: the claims and figures take that value's rounds from Table I (same seeds, hence the same
+pairs in every round). Every setting of Table I and Figure 1 goes through the run cache: a rerun with the
+same inputs loads it, a stopped profile resumes where it stopped, and `--workers N` trains N settings at once.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
 
-import numpy as np
-import torch
-import torch.nn.functional as F
-
-from lastlayer.data import Split, load
-from lastlayer.training.cache import cached_run
-
-
-@dataclass
-class PairSets:
-    train: Split
-    test: Split
-
-    def normalized(self) -> "PairSets":
-        """Standardised with the training mean and std, as the paper's models do."""
-        stats = self.train.stats()
-        return PairSets(self.train.standardize(stats), self.test.standardize(stats))
+from lastlayer.papers.digit_pairs.claims import DEAD_WITHIN
+from lastlayer.papers.digit_pairs.gradients import GradientRounds, GradientRow, gradient_rounds
+from lastlayer.papers.digit_pairs.rounds import MODEL_KINDS, RoundRow, RoundsResult, train_rounds
+from lastlayer.training.cache import cached_runs
 
 
-def to_pairs(images: torch.Tensor, labels: torch.Tensor, n: int, generator: torch.Generator) -> Split:
-    """Group the first 2n images of a random permutation into n pairs (the course's `mnist_to_pairs`)."""
-    if 2 * n > len(images):
-        raise ValueError(f"{n} pairs need {2 * n} images; the split has {len(images)}")
-    index = torch.randperm(len(images), generator=generator)[: 2 * n].view(n, 2)
-    pooled = F.avg_pool2d(images[index.flatten()], kernel_size=2)  # only the drawn images: same values
-    x = pooled.view(n, 2, *pooled.shape[2:])  # pair i = images index[i, 0] and index[i, 1], as channels
-    classes = labels[index]
-    target = (classes[:, 0] <= classes[:, 1]).long()
-    y = torch.cat((target[:, None], classes), dim=1)
-    return Split(x, y, ["greater", "less or equal"])
-
-
-_MNIST_CACHE: dict[str, tuple[torch.Tensor, ...]] = {}
-
-
-def digit_pairs(n: int = 1000, seed: int = 0, *, root=None, n_test: int | None = None) -> PairSets:
-    """N training and N test pairs drawn with `seed`; inputs are raw 0-255 floats, shape (N, 2, 14, 14)."""
-    key = str(root)
-    if key not in _MNIST_CACHE:  # reading and md5-checking MNIST once per process is enough
-        tr, te = load("mnist", root=root, raw=True)
-        _MNIST_CACHE[key] = (tr.x, tr.y, te.x, te.y)
-    xtr, ytr, xte, yte = _MNIST_CACHE[key]
-    g = torch.Generator().manual_seed(seed)
-    return PairSets(to_pairs(xtr, ytr, n, g), to_pairs(xte, yte, n if n_test is None else n_test, g))
-
-
-# ---------------------------------------------------------------------------------------------------
-# Rounds: one call trains a model kind for several rounds, each with fresh data and fresh weights.
-
-MODEL_KINDS = ("pair", "siamese2", "siamese10")
+@dataclass(frozen=True)
+class Params:
+    """The parameters cell of notebooks/digit_pairs.ipynb, one field per name (the cell holds the defaults,
+    the profiles of paper.yml override them)."""
+    seed: int
+    device: str
+    n_pairs: int
+    epochs: int
+    batch_size: int
+    rounds: int
+    c1: int
+    c2: int
+    hidden: int
+    lr_pair: float
+    lr_siamese: float
+    w_aux: float
+    bn_skip_combos: list[list[bool]]
+    bn_skip_rounds: int
+    grid_lrs: list[float]
+    lr_rounds: int
+    aux_weights: list[float]
+    aux_rounds: int
+    size_values: list[int]
+    hidden_values: list[int]
+    size_rounds: int
+    grad_batches: int
+    grad_rounds: int
 
 
 @dataclass
-class RoundsResult:
-    """Accuracies (one per round) and per-epoch histories of one setting; `labels` name the experiment."""
-    kind: str
-    settings: dict
-    test_acc: list[float]
-    train_acc: list[float]
-    histories: list[dict]
-    labels: dict = field(default_factory=dict)
-
-    @property
-    def diverged(self) -> int:
-        """Rounds whose loss became non-finite (their accuracies are NaN)."""
-        return sum(a != a for a in self.test_acc)
-
-    @property
-    def mean(self) -> float:
-        ok = [a for a in self.test_acc if a == a]
-        return float(np.mean(ok)) if ok else float("nan")
-
-    @property
-    def std(self) -> float:
-        ok = [a for a in self.test_acc if a == a]
-        return float(np.std(ok, ddof=1)) if len(ok) > 1 else float("nan")
-
-    def rows(self) -> list[dict]:
-        """One flat dict per round: labels, model kind, settings, seed and accuracies (NaN when diverged)."""
-        return [{**self.labels, "kind": self.kind, "round": r, "seed": self.settings["seed"] + r,
-                 **{k: v for k, v in self.settings.items() if k != "seed"},
-                 "test_acc": a, "train_acc": t, "diverged": a != a}
-                for r, (a, t) in enumerate(zip(self.test_acc, self.train_acc))]
+class Runs:
+    """What `run` measured: every round as a row (Table I and Figure 1: `RoundRow`; Figure 2: `GradientRow`),
+    the Table I results with their per-epoch curves, and Figure 2's per-layer gradient norms by batch norm."""
+    rows: list[RoundRow | GradientRow]
+    table: dict[str, RoundsResult]
+    grads: dict[bool, GradientRounds]
 
 
-def build(kind: str, c1: int = 64, c2: int = 64, hidden: int = 64, batch_norm: bool = True,
-          skip: bool = False, w_aux: float = 10 ** -0.5):
-    """(model, objective) of a model kind: 'pair', 'siamese2' (auxiliary loss, head read-out) or
-    'siamese10' (trained on the digit losses alone, read out by comparing the two predicted digits)."""
-    from lastlayer.models.pairnet import PairNet, SiameseNet, pair_objective, siamese_objective
-    if kind == "pair":
-        return PairNet(c1, c2, hidden, batch_norm, skip), pair_objective
-    if kind == "siamese2":
-        return SiameseNet(c1, c2, hidden, batch_norm, skip), siamese_objective(1.0, w_aux, "pair")
-    if kind == "siamese10":
-        return SiameseNet(c1, c2, hidden, batch_norm, skip), siamese_objective(0.0, 1.0, "digits")
-    raise ValueError(f"unknown model kind {kind!r}; choose one of {', '.join(MODEL_KINDS)}")
+def lr_of(params: Params, kind: str) -> float:
+    """A model kind's Table I learning rate."""
+    return params.lr_pair if kind == "pair" else params.lr_siamese
 
 
-def faster_grouped(kind: str, device: str | torch.device = "auto") -> bool:
-    """Whether grouped training is the faster path for `kind` on `device`.
-
-    Measured with `python -m lastlayer bench` (10 rounds, 1000 pairs): on 2 CPU cores one round after another is
-    faster for every kind (grouped: pair 0.36x, siamese 0.35x), since `fit` trains each round in the NHWC layout
-    that oneDNN's convolutions prefer while the grouped convolutions over G*64 channels have no such path; on a
-    GPU one call for G models is the faster path (one small model leaves the card idle). `kind` is kept for
-    callers: the answer may differ between kinds on other machines."""
-    from lastlayer.training.trainer import resolve_device
-    return resolve_device(device).type == "cuda"
+def _setting(params: Params) -> dict:
+    """The keywords of `train_rounds` that every experiment shares (Table I's sizes and auxiliary weight)."""
+    return dict(n_pairs=params.n_pairs, batch_size=params.batch_size, seed=params.seed, device=params.device,
+                c1=params.c1, c2=params.c2, hidden=params.hidden, w_aux=params.w_aux)
 
 
-def train_rounds(kind: str, *, rounds: int = 10, n: int = 1000, epochs: int = 25, batch_size: int = 100,
-                 lr: float = 0.1, c1: int = 64, c2: int = 64, hidden: int = 64, batch_norm: bool = True,
-                 skip: bool = False, w_aux: float = 10 ** -0.5, seed: int = 0, device: str = "auto",
-                 root=None, callbacks=None, on_nonfinite: str = "raise", grouped: bool | str = "auto",
-                 curves: bool = True, labels: dict | None = None) -> RoundsResult:
-    """Train `rounds` models of one kind and setting; round r draws its pairs and its weights from seed + r.
-
-    `callbacks(r)` may return a list of callbacks for round r (e.g. gradient-norm recorders).
-    `on_nonfinite='record'` turns a round whose loss became non-finite into NaN accuracies (sweeps over
-    learning rates reach such rounds) instead of raising `NonFiniteLossError`.
-    `curves=False` evaluates on the test pairs once, after the last epoch, instead of after every epoch:
-    the same final accuracy (evaluation changes no state and draws no random numbers) for about a third
-    less time; the histories then hold no test curves.
-    `grouped=True` trains all rounds at once as one vectorised model (`lastlayer.papers.digit_pairs.group`),
-    `False` one after another, `'auto'` whichever `faster_grouped` says. Both paths compute the same
-    function with the same seeds, but grouped kernels sum in another order: after 25 epochs of SGD the
-    rounding differences have grown, so a single round's accuracy can differ by a few test pairs while
-    the distribution over rounds is the same (tests/papers/test_digit_pairs_group.py checks both).
-    Callbacks see one ordinary model at a time, so passing `callbacks` trains the rounds one after another.
-    """
-    from lastlayer.training.trainer import NonFiniteLossError, TrainConfig, evaluate, fit, seed_everything
-    if on_nonfinite not in ("raise", "record"):
-        raise ValueError(f"on_nonfinite must be 'raise' or 'record', not {on_nonfinite!r}")
-    if rounds < 1:
-        raise ValueError(f"rounds must be at least 1, not {rounds}")
-    if grouped == "auto":
-        grouped = faster_grouped(kind, device)
-    settings = dict(n=n, epochs=epochs, batch_size=batch_size, lr=lr, c1=c1, c2=c2, hidden=hidden,
-                    batch_norm=batch_norm, skip=skip, w_aux=w_aux, seed=seed)
-
-    def setup(r: int):
-        data = digit_pairs(n, seed + r, root=root).normalized()
-        seed_everything(seed + r)
-        return data, build(kind, c1, c2, hidden, batch_norm, skip, w_aux)
-
-    rounds_setup = [setup(r) for r in range(rounds)] if grouped and callbacks is None else None
-    if rounds_setup is not None:
-        from lastlayer.papers.digit_pairs.group import fit_group, grouped_objective
-        datas, models = [data for data, _ in rounds_setup], [model for _, (model, _) in rounds_setup]
-        config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, device=device)
-        results = fit_group(models, [d.train for d in datas], [d.test for d in datas] if curves else None,
-                            config, seeds=[seed + r for r in range(rounds)],
-                            objective=grouped_objective(kind, w_aux), on_nonfinite=on_nonfinite)
-    else:
-        results, rounds_setup = [], []
-        for r in range(rounds):
-            data, (model, objective) = setup(r)
-            rounds_setup.append((data, (model, objective)))
-            config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed + r, device=device)
-            try:
-                results.append(fit(model, data.train, data.test if curves else None, config,
-                                   objective=objective, callbacks=callbacks(r) if callbacks else ()))
-            except NonFiniteLossError:
-                if on_nonfinite == "raise":
-                    raise
-                results.append(None)  # this round diverged: NaN accuracies, empty history
-    nan = float("nan")
-    test_acc = []
-    for result, (data, (_, objective)) in zip(results, rounds_setup):
-        if result is None:
-            test_acc.append(nan)
-        elif curves:
-            test_acc.append(result.final("test_acc"))
-        else:
-            test_acc.append(evaluate(result.model, data.test.to(next(result.model.parameters()).device),
-                                     objective)[1])
-    return RoundsResult(kind, settings, test_acc,
-                        [r.final("train_acc") if r is not None else nan for r in results],
-                        [r.history if r is not None else {} for r in results], dict(labels or {}))
+def _call(experiment: str, kind: str, rounds: int, params: Params, change: dict | None = None, *,
+          curves: bool = False, **setting) -> functools.partial:
+    """One setting to train: Table I's for `kind` at `lr`, with the values of `change` instead (a sweep)."""
+    keywords = {**_setting(params), "lr": lr_of(params, kind), **setting, **(change or {})}
+    return functools.partial(train_rounds, kind, rounds=rounds, epochs=params.epochs, on_nonfinite="record",
+                             curves=curves, experiment=experiment, varied=",".join(change or {}), **keywords)
 
 
-# ---------------------------------------------------------------------------------------------------
-# The report's experiments: Table I, and Figure 1's sweeps around each model's Table I setting.
-# A sweep trains only the values that differ from the Table I setting: the claims and figures take that
-# value's rounds from Table I (same seeds, hence the same pairs in every round). Every setting goes through
-# the run cache: a rerun with the same inputs loads it, and a stopped profile resumes where it stopped.
-
-def table1(lrs: dict, *, rounds: int, epochs: int, kinds=MODEL_KINDS, **kw) -> dict[str, RoundsResult]:
-    """Table I: each model kind at its learning rate `lrs[kind]`, with per-epoch test curves."""
-    return {k: cached_run(train_rounds, k, rounds=rounds, epochs=epochs, lr=lrs[k], on_nonfinite="record",
-                            labels={"experiment": "table1"}, **kw) for k in kinds}
+def table1(params: Params) -> list[functools.partial]:
+    """Table I: each model kind at its learning rate, with per-epoch test curves."""
+    return [_call("table1", k, params.rounds, params, curves=True) for k in MODEL_KINDS]
 
 
-def sweep(experiment: str, kind: str, changes: list[dict], *, rounds: int, epochs: int, **kw) -> list[RoundsResult]:
-    """One `train_rounds` per change of the setting `kw` (e.g. {'lr': 0.01}); final accuracies only."""
-    return [cached_run(train_rounds, kind, rounds=rounds, epochs=epochs, on_nonfinite="record", curves=False,
-                         labels={"experiment": experiment, "varied": ",".join(change)}, **{**kw, **change})
-            for change in changes]
-
-
-def figure1a(lrs: dict, combos, *, rounds: int, epochs: int, kinds=MODEL_KINDS, **kw) -> list[RoundsResult]:
+def figure1a(params: Params) -> list[functools.partial]:
     """(batch norm, skip) combinations other than Table I's (True, False), at each model's Table I rate."""
-    changes = [{"batch_norm": bool(bn), "skip": bool(skip)} for bn, skip in combos if (bn, skip) != (True, False)]
-    return [r for k in kinds for r in sweep("fig1a", k, changes, rounds=rounds, epochs=epochs, lr=lrs[k], **kw)]
+    changes = [{"batch_norm": bool(bn), "skip": bool(skip)} for bn, skip in params.bn_skip_combos
+               if (bn, skip) != (True, False)]
+    return [_call("fig1a", k, params.bn_skip_rounds, params, c) for k in MODEL_KINDS for c in changes]
 
 
-def figure1b(lrs: dict, grid_lrs, *, rounds: int, epochs: int, kinds=MODEL_KINDS, **kw) -> list[RoundsResult]:
+def figure1b(params: Params) -> list[functools.partial]:
     """The learning rates of `grid_lrs` other than each model's Table I rate."""
-    return [r for k in kinds for r in sweep("fig1b", k, [{"lr": lr} for lr in grid_lrs if lr != lrs[k]],
-                                            rounds=rounds, epochs=epochs, **kw)]
+    return [_call("fig1b", k, params.lr_rounds, params, {"lr": lr}) for k in MODEL_KINDS
+            for lr in params.grid_lrs if lr != lr_of(params, k)]
 
 
-def figure1c(weights, *, w_aux: float, rounds: int, epochs: int, **kw) -> list[RoundsResult]:
-    """Siamese 2 with auxiliary-loss weights `weights` other than Table I's `w_aux`."""
-    return sweep("fig1c", "siamese2", [{"w_aux": w} for w in weights if w != w_aux], rounds=rounds,
-                 epochs=epochs, **kw)
+def figure1c(params: Params) -> list[functools.partial]:
+    """Siamese 2 with auxiliary-loss weights `aux_weights` other than Table I's `w_aux`."""
+    return [_call("fig1c", "siamese2", params.aux_rounds, params, {"w_aux": w}) for w in params.aux_weights
+            if w != params.w_aux]
 
 
-def figure1d(sizes: dict, *, rounds: int, epochs: int, kind: str = "pair", **kw) -> list[RoundsResult]:
-    """`sizes` maps 'c1', 'c2', 'hidden' to values swept one layer at a time, the others at Table I's."""
-    changes = [{layer: v} for layer, values in sizes.items() for v in values if v != kw[layer]]
-    return sweep("fig1d", kind, changes, rounds=rounds, epochs=epochs, **kw)
+def figure1d(params: Params) -> list[functools.partial]:
+    """The pair model with c1, c2 (`size_values`) and hidden (`hidden_values`) swept one layer at a time, the
+    others at Table I's."""
+    sizes = {"c1": params.size_values, "c2": params.size_values, "hidden": params.hidden_values}
+    return [_call("fig1d", "pair", params.size_rounds, params, {layer: v}) for layer, values in sizes.items()
+            for v in values if v != getattr(params, layer)]
 
 
-def rows(*results) -> list[dict]:
-    """The per-round rows of any mix of RoundsResults, lists and dicts of them."""
-    out = []
-    for r in results:
-        if isinstance(r, RoundsResult):
-            out += r.rows()
-        else:
-            out += rows(*(r.values() if isinstance(r, dict) else r))
-    return out
+def figure2(params: Params) -> dict[bool, GradientRounds]:
+    """The pair model at its Table I setting, with and without batch norm: per-layer gradient norms of its
+    first `grad_batches` mini-batches (not cached: the recorders are the result)."""
+    setting = {**_setting(params), "lr": params.lr_pair}
+    return {bn: gradient_rounds("pair", batch_norm=bn, batches=params.grad_batches, rounds=params.grad_rounds,
+                                within=DEAD_WITHIN, **setting) for bn in (True, False)}
+
+
+def run(params: Params) -> Runs:
+    """Every experiment of the chapter, in the notebook's order: Table I, Figure 1a-d, Figure 2."""
+    table_calls = table1(params)
+    results = cached_runs(table_calls + figure1a(params) + figure1b(params) + figure1c(params) + figure1d(params))
+    grads = figure2(params)
+    rows = [row for result in results for row in result.rows()] + [row for g in grads.values() for row in g.rows()]
+    return Runs(rows, dict(zip(MODEL_KINDS, results[:len(table_calls)])), grads)

@@ -9,39 +9,38 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from lastlayer.numbers import fmt_mean_sd
 from lastlayer.papers.digit_pairs import reference as ref
-from lastlayer.papers.digit_pairs.claims import accuracies, combo, sweep
+from lastlayer.papers.digit_pairs.claims import matches, accuracies, combo, sweep
+from lastlayer.papers.digit_pairs.gradients import OUTCOMES
 from lastlayer.plots import bars_vs_paper, mean_band
 
 KINDS = list(ref.NAMES)
 COMBOS = ((True, False), (True, True), (False, False), (False, True))
 
 
-def mean_sd(values, digits: int = 3) -> str:
-    """'0.931 ± 0.004': mean and sample std; a single value alone; '–' for none."""
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return "–"
-    return f"{v.mean():.{digits}f}" + (f" ± {v.std(ddof=1):.{digits}f}" if v.size > 1 else "")
+def mean_sd(values) -> str:
+    """'0.931 ± 0.004': accuracies as the tables write them (mean and sample std, 3 decimals)."""
+    return fmt_mean_sd(values, digits=3)
 
 
 def _diverged(rows, **where) -> int:
-    return sum(bool(r["diverged"]) for r in rows if all(r.get(k) == v for k, v in where.items()))
+    return sum(bool(r.diverged) for r in rows if r.experiment != "fig2" and matches(r, where))
 
 
 def table1(rows) -> pd.DataFrame:
     """Table I: our test and training accuracy beside the paper's, with the setting of each model."""
     out = {}
     for k in KINDS:
-        sub = [r for r in rows if r.get("experiment") == "table1" and r["kind"] == k]
+        sub = [r for r in rows if r.experiment == "table1" and r.kind == k]
         if not sub:
             continue
         s = sub[0]
         out[ref.NAMES[k]] = {
-            "(c1, c2, h, BN, skip, lr)": f"({s['c1']}, {s['c2']}, {s['hidden']}, {s['batch_norm']}, {s['skip']}, {s['lr']:g})",
+            "(c1, c2, h, BN, skip, lr)": f"({s.c1}, {s.c2}, {s.hidden}, {s.batch_norm}, {s.skip}, {s.lr:g})",
             "paper": f"{ref.TABLE1[k][0]:.2f} ± {ref.TABLE1[k][1]:.3f}",
             "ours: test": mean_sd(accuracies(sub)),
-            "ours: train": mean_sd([r["train_acc"] for r in sub if r["train_acc"] == r["train_acc"]]),
+            "ours: train": mean_sd([r.train_acc for r in sub]),  # NaN (diverged) left out
             "rounds (diverged)": f"{len(sub)} ({_diverged(sub)})"}
     return pd.DataFrame(out).T
 
@@ -55,7 +54,7 @@ def table1_bars(rows):
 
 
 def curves(table: dict):
-    """Test accuracy per epoch of the Table I models (`experiments.table1`'s result), mean ± std over rounds."""
+    """Test accuracy per epoch of the Table I models (`Runs.table`), mean ± std over rounds."""
     fig, ax = plt.subplots(figsize=(7, 3.5))
     for k, result in table.items():
         h = np.array([h["test_acc"] for h in result.histories if h.get("test_acc")]).T
@@ -177,23 +176,15 @@ def figure2(grads: dict, round: int = 0):
 
 def gradient_table(rows) -> pd.DataFrame:
     """What the rounds did, with and without batch norm: counts per outcome and the mini-batches of death."""
-    from lastlayer.papers.digit_pairs.gradients import OUTCOMES
     out = {}
     for bn in (True, False):
-        sub = [r for r in rows if r.get("experiment") == "fig2" and r["batch_norm"] == bn]
+        sub = [r for r in rows if r.experiment == "fig2" and r.batch_norm == bn]
         if not sub:
             continue
-        died = [r["died_at"] for r in sub if r["died_at"] is not None and r["outcome"] in ("died", "died late")]
-        row = {o: sum(r["outcome"] == o for r in sub) for o in OUTCOMES}
+        died = [r.died_at for r in sub if r.died_at is not None and r.outcome in ("died", "died late")]
+        row = {o: sum(r.outcome == o for r in sub) for o in OUTCOMES}
         row["body dead from mini-batch"] = (f"median {np.median(died):g} (range {min(died)} to {max(died)})"
                                             if died else "–")
         out["with batch norm" if bn else "without batch norm"] = row
     return pd.DataFrame(out).T
 
-
-def diverged_table(rows) -> pd.DataFrame:
-    """Trained and diverged rounds per experiment."""
-    exps = {"table1": "Table I", "fig1a": "Figure 1a", "fig1b": "Figure 1b", "fig1c": "Figure 1c", "fig1d": "Figure 1d"}
-    out = {name: {"rounds": sum(r.get("experiment") == e for r in rows), "diverged": _diverged(rows, experiment=e)}
-           for e, name in exps.items()}
-    return pd.DataFrame(out).T

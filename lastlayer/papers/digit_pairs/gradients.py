@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lastlayer.papers.digit_pairs.experiments import train_rounds
+from lastlayer.papers.digit_pairs.rounds import train_rounds
 from lastlayer.training.callbacks import GradientNorms
 
 # What a round did, in the order it is checked: its loss became non-finite; every body layer's gradient
@@ -50,6 +50,22 @@ def outcome(norms: dict[str, list[float]], diverged: bool, train_acc: float, *, 
     return "stalled" if train_acc <= stall_acc else "trains"
 
 
+@dataclass(frozen=True)
+class GradientRow:
+    """One round of Figure 2: what it did (`OUTCOMES`), from which mini-batch its body was dead (None: never),
+    and the body's total gradient norm at the first and last recorded mini-batch."""
+    experiment: str  # 'fig2'
+    batch_norm: bool
+    round: int
+    outcome: str
+    died_at: int | None
+    train_acc: float
+    batches: int
+    body_norm_first: float
+    body_norm_last: float
+    head_norm_last: float
+
+
 @dataclass
 class GradientRounds:
     """Per-round gradient norms (layer -> list over mini-batches) of one setting, and what each round did."""
@@ -65,33 +81,35 @@ class GradientRounds:
         return [outcome(n, d, a, within=self.within, stall_acc=self.stall_acc)
                 for n, d, a in zip(self.norms, self.diverged, self.train_acc)]
 
-    def rows(self) -> list[dict]:
-        """One flat dict per round: outcome, mini-batch of death, training accuracy, first and last norms."""
+    def rows(self) -> list[GradientRow]:
+        """One row per round: outcome, mini-batch of death, training accuracy, first and last norms."""
         out = []
         for r, (norms, o) in enumerate(zip(self.norms, self.outcomes)):
             body = body_layers(norms)
             seen = len(norms[body[0]]) if body else 0  # a round that diverged at once recorded nothing
             total = lambda i: math.sqrt(sum(norms[k][i] ** 2 for k in body)) if seen else float("nan")
-            out.append({"experiment": "fig2", "batch_norm": self.batch_norm, "round": r, "outcome": o,
-                        "died_at": death_batch(norms) if seen else None,
-                        "train_acc": self.train_acc[r], "batches": seen,
-                        "body_norm_first": total(0), "body_norm_last": total(-1),
-                        "head_norm_last": norms["head"][-1] if norms.get("head") else float("nan")})
+            out.append(GradientRow(experiment="fig2", batch_norm=self.batch_norm, round=r, outcome=o,
+                                   died_at=death_batch(norms) if seen else None, train_acc=self.train_acc[r],
+                                   batches=seen, body_norm_first=total(0), body_norm_last=total(-1),
+                                   head_norm_last=norms["head"][-1] if norms.get("head") else float("nan")))
         return out
 
 
-def gradient_rounds(kind: str = "pair", *, batch_norm: bool, batches: int, rounds: int, n: int = 1000,
+def gradient_rounds(kind: str = "pair", *, batch_norm: bool, batches: int, rounds: int, n_pairs: int = 1000,
                     batch_size: int = 100, within: int = 5, stall_acc: float = 0.6, **kw) -> GradientRounds:
     """Train `rounds` rounds for the epochs that hold `batches` mini-batches, recording per-layer gradient
-    norms of the first `batches`; diverged rounds are kept (their record stops where the loss broke)."""
+    norms of the first `batches`; diverged rounds are kept (their record stops where the loss broke).
+    `kw` goes to `train_rounds` (learning rate, sizes, seed, device); the epochs follow from `batches`."""
+    if "epochs" in kw:
+        raise ValueError("gradient_rounds trains the epochs that hold `batches` mini-batches; pass no epochs")
     recorders: dict[int, GradientNorms] = {}
 
     def callbacks(r: int):
         recorders[r] = GradientNorms(max_batches=batches)
         return [recorders[r]]
 
-    epochs = -(-batches * batch_size // n)  # enough epochs to see `batches` mini-batches
-    result = train_rounds(kind, rounds=rounds, n=n, batch_size=batch_size, epochs=epochs,
+    epochs = -(-batches * batch_size // n_pairs)  # enough epochs to see `batches` mini-batches
+    result = train_rounds(kind, rounds=rounds, n_pairs=n_pairs, batch_size=batch_size, epochs=epochs,
                           batch_norm=batch_norm, callbacks=callbacks, on_nonfinite="record", curves=False, **kw)
     return GradientRounds(batch_norm, [recorders[r].norms for r in range(rounds)], result.train_acc,
                           [a != a for a in result.test_acc], within, stall_acc)

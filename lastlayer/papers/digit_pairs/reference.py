@@ -22,5 +22,3 @@ BEST_LRS = (0.1, 0.25)
 W_AUX = 10 ** -0.5
 BEST_W_AUX = (0.1, 10 ** -0.5)
 
-# Figure 2: without batch norm "the gradients at any layer drop to 0 after two minibatches".
-DEAD_AFTER_BATCHES = 2

@@ -6,8 +6,8 @@ import statistics
 
 import torch
 
-from lastlayer.book.bench import median_times
-from lastlayer.papers.feature_cache.experiments import load_subsets, train_base
+from lastlayer.timing import median_times
+from lastlayer.papers.feature_cache.trainers import load_subsets, train_base
 from lastlayer.training.trainer import TrainConfig
 
 

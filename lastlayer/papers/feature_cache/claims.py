@@ -1,6 +1,6 @@
 """The feature_cache paper's claims, declared before any run, and `decide`, which turns the runs into verdicts.
 
-The runs are flat dicts, one per trained model (`run_rows` builds them from the experiments' results); the
+The runs are the rows of `rows.py`, one per trained model or attack (`experiments.run` makes them); the
 notebook stores them with the report, so every verdict can be recomputed from the results file.
 Paired comparisons pair the runs of one seed (same initial weights, same batch order, same test images).
 A claim of several parts must hold in every part (an intersection-union test), so no part needs a
@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from lastlayer import stats
-from lastlayer.claims import Claim
+from lastlayer.claims import Claim, Missing, Verdicts, decide_parts, require
 from lastlayer.papers.feature_cache import reference as ref
+from lastlayer.papers.feature_cache.rows import AttackRow, FeatureMapRow, RawMapsRow, TrainerRow
 
 FIG7 = "proxy: a seeded 8,000-image MNIST subset at batch 512 (16 steps per epoch, the paper's 15 at 60,000 / 4096)"
 FIG8 = "proxy: a seeded 8,000-image MNIST subset, three batch sizes and three epochs (the paper: eight, and 60,000 images)"
@@ -32,8 +32,8 @@ CLAIMS = [
           rule="equivalence", parameters={"margin": (HIT_BAND[1] - HIT_BAND[0]) / 2},
           why="the band 25-40% is the paper's 30-35% with 5 points either side",
           setting=FIG7,
-          criterion="Reproduced if the 95% t-interval of the mean share lies inside 25-40%; not reproduced if it "
-                    "lies entirely outside; otherwise inconclusive."),
+          revised="the hand-written criterion is gone: the rule's own sentence (the interval of the share minus "
+                  "32.5% inside -7.5 to +7.5 points) says the same; the arithmetic is unchanged"),
     Claim(id="cache-accuracy", statement="At a large batch, caching training reaches higher test accuracy per "
                                          "epoch than normal training.",
           paper="94.2% vs 91.8% after 10 epochs at batch 4096, and caching ahead at every epoch (Figure 7)",
@@ -41,7 +41,9 @@ CLAIMS = [
                    "(b) the same at the last epoch",
           rule="direction", parameters={"expected": "greater"},
           why="both parts must hold: ahead along the way (the paper's every epoch) and at the end (its 2.4 points)",
-          setting=FIG7),
+          setting=FIG7, parts="measure (mean over epochs, last epoch)",
+          revised="declares its two parts (parts=), so that the criterion says each must hold; the arithmetic is "
+                  "unchanged"),
     Claim(id="cache-near-normal", statement="Over batch sizes, caching training reaches about the test accuracy "
                                             "of normal training.",
           paper="caching minus normal test accuracy from -4.4 to +1.5 points over batches 32-4096 (Figure 8)",
@@ -56,7 +58,9 @@ CLAIMS = [
                    "trained on as many images; (b) at the moment the random-drop run ended (equal time)",
           rule="direction", parameters={"expected": "greater"},
           why="the control a data-pruning method needs; both parts must hold",
-          setting="extension"),
+          setting="extension", parts="measure (last epoch, equal time)",
+          revised="declares its two parts (parts=), so that the criterion says each must hold; the arithmetic is "
+                  "unchanged"),
     Claim(id="cache-saves-time", statement="Caching saves wall-clock training time to a given test accuracy.",
           paper="not measured (the paper reports accuracy per epoch only; saving time is its aim)",
           estimand="paired by seed: caching minus normal training seconds to the target test accuracy; a run that "
@@ -74,7 +78,9 @@ CLAIMS = [
           rule="direction", parameters={"expected": "greater"},
           why="one part per data set and batch of Figure 9; all must hold. An underfit model has a small gap "
               "trivially, so its train accuracy is reported beside the gap",
-          setting=FIG9),
+          setting=FIG9, parts="data set and batch (a run of Figure 9)",
+          revised="declares its parts, one per data set and batch (parts=), so that the criterion says each must "
+                  "hold; the arithmetic is unchanged"),
     Claim(id="fm-fgsm", statement="The feature-map model is more accurate on FGSM images (eps 0.25) than the "
                                   "base model, under the paper's protocol.",
           paper="23.82% vs 10.76% at eps 0.25 (26.74% vs 28.09% at 0.15), MNIST (Figure 10)",
@@ -106,143 +112,131 @@ CLAIMS = [
           rule="rate", parameters={"threshold": 0.5, "side": "above"},
           why="the paper says the model learned nothing, so most runs should fail", setting=FIG9),
 ]
-BY_ID = {c.id: c for c in CLAIMS}
 
 
-# -- the runs the rules consume -------------------------------------------------------------------------
-def run_rows(fig7_final, fig8_final, fm, epsilons, fig7_epochs=None) -> list[dict]:
-    """One flat dict per trained model: Figure 7's and 8's trainers, Figure 9/10's base, feature-map and
-    control models (accuracies as fractions)."""
-    rows = []
-    for name, final in (("fig7", fig7_final), ("fig8", fig8_final)):
-        for r in final.to_dict("records"):
-            rows.append({"experiment": name, **r})
-    if fig7_epochs is not None:  # per-run means over the epochs, for the Figure 7 rules
-        means = fig7_epochs.groupby(["trainer", "seed"]).agg(mean_test_acc=("test_acc", "mean"),
-                                                            hits=("cache_hits", "mean"), epochs=("epoch", "max"))
-        for r in rows:
-            if r["experiment"] == "fig7":
-                m = means.loc[(r["trainer"], r["seed"])]
-                r.update(mean_test_acc=float(m.mean_test_acc), mean_hits=float(m.hits), epochs=int(m.epochs))
-    for r in fm.to_dict("records"):
-        common = {"experiment": "fig9", "run": r["run"], "seed": r["seed"]}
-        attacks = lambda m: {f"{a}_{e:g}": r[f"{a}_{m}_{e:g}"] for a in ("fgsm", "pgd") for e in epsilons
-                             if f"{a}_{m}_{e:g}" in r}
-        rows.append({**common, "model": "base", "train_acc": r["base_train"], "test_acc": r["base_test"],
-                     **attacks("base")})
-        rows.append({**common, "model": "fm", "train_acc": r["fm_train"], "test_acc": r["fm_test_maps"],
-                     "test_acc_images": r["fm_test_images"], **attacks("fm")})
-        if "base2_test" in r:
-            rows.append({**common, "model": "base2", "test_acc": r["base2_test"], **attacks("base2")})
-        if "raw_maps_nan" in r and r["raw_maps_nan"] == r["raw_maps_nan"]:
-            rows.append({**common, "model": "fm_raw", "diverged": int(r["raw_maps_nan"])})
-    return rows
+# -- decide: one small function per claim or group, all reading the rows of `rows.py` -----------------------
+def _pick(rows, kind, key, **where) -> np.ndarray:
+    """The values of `key` of the rows of type `kind` matching `where`, sorted by seed (so that pairs line up)."""
+    sel = [r for r in rows if isinstance(r, kind) and getattr(r, key) is not None
+           and all(getattr(r, k) == v for k, v in where.items())]
+    return np.array([getattr(r, key) for r in sorted(sel, key=lambda r: r.seed)], dtype=float)
 
 
-def _pick(runs, key, **where) -> np.ndarray:
-    """The values of `key` of the runs matching `where`, sorted by seed (so that pairs line up)."""
-    sel = [r for r in runs if key in r and all(r.get(k) == v for k, v in where.items())]
-    return np.array([r[key] for r in sorted(sel, key=lambda r: r["seed"])], dtype=float)
+def _fig7(rows, key, trainer) -> np.ndarray:
+    return _pick(rows, TrainerRow, key, experiment="fig7", trainer=trainer)
 
 
-def _time_to_target(runs, trainer) -> np.ndarray:
+def _time_to_target(rows, trainer) -> np.ndarray:
     """Seconds to the target, a miss counted as the whole training time plus one mean epoch."""
-    t, total, epochs = (_pick(runs, k, experiment="fig7", trainer=trainer)
-                        for k in ("seconds_to_target", "seconds", "epochs"))
+    t, total, epochs = (_fig7(rows, k, trainer) for k in ("seconds_to_target", "seconds", "epochs"))
     return np.where(np.isfinite(t), t, total + total / epochs)
 
 
-def decide(runs: list[dict], *, n_train: int, eps: float = ref.FIG10_EPS, main_run: str = MAIN_RUN):
-    """[(claim, decision, ours)] for every claim, from the runs of `run_rows` alone."""
-    out = []
+def _caching(v: Verdicts, rows, params) -> None:
+    """Figure 7's claims: the share of hits, the accuracy, the random-drop control and the time."""
+    share = _fig7(rows, "mean_hits", "caching") / params.n_train
+    v.add("hits-third", lambda c: c.decide(share - sum(HIT_BAND) / 2),
+          lambda d: f"{100 * share.mean():.1f}% of the training images per epoch (seeds: "
+                    f"{', '.join(f'{100 * s:.0f}%' for s in share)})")
 
-    def add(cid, decision, ours=None):
-        out.append((BY_ID[cid], decision, ours))
+    mean_c, mean_n = _fig7(rows, "mean_test_acc", "caching"), _fig7(rows, "mean_test_acc", "normal")
+    fin_c, fin_n = _fig7(rows, "test_acc", "caching"), _fig7(rows, "test_acc", "normal")
+    def accuracy(c):
+        require(fin_c, fin_n, n=1, what="Figure 7 runs of each trainer")
+        return decide_parts(c, [("mean over epochs", (mean_c - mean_n,)), ("last epoch", (fin_c - fin_n,))])
 
-    fig7 = lambda key, trainer: _pick(runs, key, experiment="fig7", trainer=trainer)
-    share = fig7("mean_hits", "caching") / n_train
-    c = BY_ID["hits-third"]
-    add("hits-third", c.decide(share - sum(HIT_BAND) / 2),
-        f"{100 * share.mean():.1f}% of the training images per epoch (seeds: "
-        f"{', '.join(f'{100 * s:.0f}%' for s in share)})")
+    v.add("cache-accuracy", accuracy,
+          lambda d: f"over the epochs {100 * (mean_c - mean_n).mean():+.1f} points; last epoch caching "
+                    f"{100 * fin_c.mean():.1f}%, normal {100 * fin_n.mean():.1f}% ({len(fin_c)} seeds)")
 
-    c = BY_ID["cache-accuracy"]
-    mean_c, mean_n = fig7("mean_test_acc", "caching"), fig7("mean_test_acc", "normal")
-    fin_c, fin_n = fig7("test_acc", "caching"), fig7("test_acc", "normal")
-    add("cache-accuracy", stats.combine([c.decide(mean_c - mean_n), c.decide(fin_c - fin_n)]),
-        f"over the epochs {100 * (mean_c - mean_n).mean():+.1f} points; last epoch caching {100 * fin_c.mean():.1f}%, "
-        f"normal {100 * fin_n.mean():.1f}% ({len(fin_c)} seeds)")
+    rand = _fig7(rows, "test_acc", "random")
+    at_end_c, at_end_r = _fig7(rows, "acc_at_random_end", "caching"), _fig7(rows, "acc_at_random_end", "random")
 
-    f8 = [r for r in runs if r["experiment"] == "fig8"]
-    key = lambda r: (r["batch_size"], r["seed"])
-    c8 = {key(r): r["test_acc"] for r in f8 if r["trainer"] == "caching"}
-    n8 = {key(r): r["test_acc"] for r in f8 if r["trainer"] == "normal"}
+    def beats_random(c):
+        if not len(rand):
+            raise Missing("the random-drop control was not run (random_control = False)")
+        require(fin_c, n=1, what="caching runs of Figure 7")
+        return decide_parts(c, [("last epoch", (fin_c - rand,)), ("equal time", (at_end_c - at_end_r,))])
+
+    v.add("cache-beats-random", beats_random,
+          lambda d: f"last epoch caching {100 * fin_c.mean():.1f}%, random drop {100 * rand.mean():.1f}%; when the "
+                    f"random run ended, caching {100 * at_end_c.mean():.1f}% vs {100 * at_end_r.mean():.1f}%")
+
+    t_c, t_n = _time_to_target(rows, "caching"), _time_to_target(rows, "normal")
+    miss = {t: int(np.isnan(_fig7(rows, "seconds_to_target", t)).sum()) for t in ("caching", "normal")}
+    v.add("cache-saves-time", lambda c: c.decide(t_c - t_n),
+          lambda d: f"caching {t_c.mean():.1f} s, normal {t_n.mean():.1f} s to the target (runs missing it: "
+                    f"caching {miss['caching']}, normal {miss['normal']} of {len(t_c)})")
+
+
+def _near_normal(v: Verdicts, rows) -> None:
+    """Figure 8: caching against normal training over batch sizes, paired by batch size and seed."""
+    f8 = [r for r in rows if isinstance(r, TrainerRow) and r.experiment == "fig8"]
+    c8 = {(r.batch_size, r.seed): r.test_acc for r in f8 if r.trainer == "caching"}
+    n8 = {(r.batch_size, r.seed): r.test_acc for r in f8 if r.trainer == "normal"}
     pairs = sorted(set(c8) & set(n8))
     d8 = np.array([c8[k] - n8[k] for k in pairs])
-    add("cache-near-normal", BY_ID["cache-near-normal"].decide([c8[k] for k in pairs], [n8[k] for k in pairs],
-                                                               paired=True),
-        f"caching minus normal {100 * d8.mean():+.1f} points on average, from {100 * d8.min():+.1f} to "
-        f"{100 * d8.max():+.1f} ({len(d8)} batch-size and seed pairs)")
+    v.add("cache-near-normal", lambda c: c.decide([c8[k] for k in pairs], [n8[k] for k in pairs], paired=True),
+          lambda d: f"caching minus normal {100 * d8.mean():+.1f} points on average, from {100 * d8.min():+.1f} to "
+                    f"{100 * d8.max():+.1f} ({len(d8)} batch-size and seed pairs)")
 
-    c = BY_ID["cache-beats-random"]
-    rand = fig7("test_acc", "random")
-    if len(rand):
-        at_end_c, at_end_r = fig7("acc_at_random_end", "caching"), fig7("acc_at_random_end", "random")
-        add("cache-beats-random", stats.combine([c.decide(fin_c - rand), c.decide(at_end_c - at_end_r)]),
-            f"last epoch caching {100 * fin_c.mean():.1f}%, random drop {100 * rand.mean():.1f}%; when the random "
-            f"run ended, caching {100 * at_end_c.mean():.1f}% vs {100 * at_end_r.mean():.1f}%")
-    else:
-        add("cache-beats-random", stats.not_testable("the random-drop control was not run (random_control = False)"))
 
-    t_c, t_n = _time_to_target(runs, "caching"), _time_to_target(runs, "normal")
-    miss = {t: int(np.isnan(fig7("seconds_to_target", t)).sum()) for t in ("caching", "normal")}
-    add("cache-saves-time", BY_ID["cache-saves-time"].decide(t_c - t_n),
-        f"caching {t_c.mean():.1f} s, normal {t_n.mean():.1f} s to the target (runs missing it: caching "
-        f"{miss['caching']}, normal {miss['normal']} of {len(t_c)})")
-
-    c = BY_ID["fm-regularises"]
-    fm = lambda key, run, model: _pick(runs, key, experiment="fig9", run=run, model=model)
-    fm_runs = sorted({r["run"] for r in runs if r["experiment"] == "fig9"})
+def _regularises(v: Verdicts, rows) -> None:
+    """Figure 9: the train - test gap of the base model against the feature-map model's, one part per run."""
+    fm = lambda key, run, model: _pick(rows, FeatureMapRow, key, run=run, model=model)
     parts, words = [], []
-    for run in fm_runs:
+    for run in sorted({r.run for r in rows if isinstance(r, FeatureMapRow)}):
         gap_b = fm("train_acc", run, "base") - fm("test_acc", run, "base")
         gap_f = fm("train_acc", run, "fm") - fm("test_acc", run, "fm")
-        parts.append(c.decide(gap_b - gap_f))
+        parts.append((run, (gap_b - gap_f,)))
         words.append(f"{run}: base {100 * gap_b.mean():.1f}, maps {100 * gap_f.mean():.1f} points at "
                      f"{100 * fm('train_acc', run, 'fm').mean():.0f}% train accuracy (base "
                      f"{100 * fm('train_acc', run, 'base').mean():.0f}%)")
-    add("fm-regularises", stats.combine(parts), "gap " + "; ".join(words))
-
-    a = f"fgsm_{eps:g}"
-    base, fmm, base2 = (fm(a, main_run, m) for m in ("base", "fm", "base2"))
-    if not len(fmm):
-        why = f"no attack at eps {eps:g} on {main_run} (see the parameters epsilons and pgd_epsilons)"
-        for cid in ("fm-fgsm", "fm-fgsm-vs-transfer", "fm-pgd"):
-            add(cid, stats.not_testable(why))
-        return _raw(out, runs)
-    add("fm-fgsm", BY_ID["fm-fgsm"].decide(fmm - base),
-        f"feature-map model {100 * fmm.mean():.1f}%, base model {100 * base.mean():.1f}%")
-    if len(base2):
-        add("fm-fgsm-vs-transfer", BY_ID["fm-fgsm-vs-transfer"].decide(fmm - base2),
-            f"feature-map model {100 * fmm.mean():.1f}%, second base model {100 * base2.mean():.1f}% on the same images")
-    else:
-        add("fm-fgsm-vs-transfer", stats.not_testable("the control base model was not trained (control = False)"))
-    p = f"pgd_{eps:g}"
-    pb, pf = fm(p, main_run, "base"), fm(p, main_run, "fm")
-    if len(pf):
-        add("fm-pgd", BY_ID["fm-pgd"].decide(pf - pb),
-            f"feature-map model {100 * pf.mean():.1f}%, base model {100 * pb.mean():.1f}% under PGD")
-    else:
-        add("fm-pgd", stats.not_testable(f"no PGD attack at eps {eps:g} (see the parameter pgd_epsilons)"))
-    return _raw(out, runs)
+    v.add("fm-regularises", lambda c: decide_parts(c, parts), lambda d: "gap " + "; ".join(words))
 
 
-def _raw(out, runs):
-    add = lambda cid, decision, ours=None: out.append((BY_ID[cid], decision, ours))
-    raw = [r["diverged"] for r in runs if r.get("model") == "fm_raw"]
-    if raw:
-        add("raw-maps-nan", BY_ID["raw-maps-nan"].decide(int(sum(raw)), len(raw)),
-            f"{int(sum(raw))} of {len(raw)} runs stopped on a non-finite loss")
-    else:
-        add("raw-maps-nan", stats.not_testable("no run trained on maps before the activation (nan_check = False)"))
-    return out
+def _attacks(v: Verdicts, rows, main_run: str, eps: float = ref.FIG10_EPS) -> None:
+    """Figure 10 and its controls, on `main_run` at `eps`: FGSM through the base model, the same images on a
+    second base model, and PGD through each model's own gradients."""
+    def acc(attack, model, why):
+        a = _pick(rows, AttackRow, "acc", run=main_run, model=model, attack=attack, eps=eps)
+        if not len(a):
+            raise Missing(why)
+        return a
+
+    no_fgsm = f"no attack at eps {eps:g} on {main_run} (see the parameters epsilons and pgd_epsilons)"
+    fgsm = lambda model, why=no_fgsm: acc("fgsm", model, why)
+    v.add("fm-fgsm", lambda c: c.decide(fgsm("fm") - fgsm("base")),
+          lambda d: f"feature-map model {100 * fgsm('fm').mean():.1f}%, base model {100 * fgsm('base').mean():.1f}%")
+    no_control = "the control base model was not trained (control = False)"
+    v.add("fm-fgsm-vs-transfer", lambda c: c.decide(fgsm("fm") - fgsm("base2", no_control)),
+          lambda d: f"feature-map model {100 * fgsm('fm').mean():.1f}%, second base model "
+                    f"{100 * fgsm('base2').mean():.1f}% on the same images")
+    pgd = lambda model: acc("pgd", model, f"no PGD attack at eps {eps:g} on {main_run} (see the parameter "
+                                          f"pgd_epsilons)")
+    v.add("fm-pgd", lambda c: c.decide(pgd("fm") - pgd("base")),
+          lambda d: f"feature-map model {100 * pgd('fm').mean():.1f}%, base model {100 * pgd('base').mean():.1f}% "
+                    f"under PGD")
+
+
+def _raw_maps(v: Verdicts, rows) -> None:
+    raw = [r.diverged for r in rows if isinstance(r, RawMapsRow)]
+
+    def measure(c):
+        if not raw:
+            raise Missing("no run trained on maps before the activation (nan_check = False)")
+        return c.decide(int(sum(raw)), len(raw))
+
+    v.add("raw-maps-nan", measure, lambda d: f"{int(sum(raw))} of {len(raw)} runs stopped on a non-finite loss")
+
+
+def decide(rows, params) -> list:
+    """[(claim, decision, ours)] for every claim, in declaration order, from the rows of `experiments.run` and
+    the parameters (`n_train`; Figure 10's run is the first of `fm_runs`)."""
+    v = Verdicts(CLAIMS)
+    _caching(v, rows, params)
+    _near_normal(v, rows)
+    _regularises(v, rows)
+    _attacks(v, rows, main_run=params.fm_runs[0])
+    _raw_maps(v, rows)
+    return v.done()

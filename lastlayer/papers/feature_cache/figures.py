@@ -1,22 +1,18 @@
 """The figures and tables of the feature_cache chapter: each helper takes the experiments' results and returns
-a matplotlib figure or a pandas DataFrame formatted for reading (mean ± sd over seeds, our value beside the
-paper's)."""
+a matplotlib figure or a pandas DataFrame formatted for reading (mean ± sd over seeds, `fmt_mean_sd`, our value
+beside the paper's)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import torch
 
+from lastlayer.numbers import fmt_mean_sd
 from lastlayer.papers.feature_cache import reference as ref
 from lastlayer.plots import mean_band
 
 COLORS = {"normal": "C0", "caching": "C1", "random": "C2"}
 LABELS = {"normal": "normal", "caching": "caching", "random": "random drop (control)"}
-
-
-def _ms(values, scale=100.0, digits=1) -> str:
-    v = np.asarray(values, dtype=float) * scale
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
 
 
 # -- Figures 1-3 ----------------------------------------------------------------------------------------
@@ -80,11 +76,11 @@ def fig7_table(sweep, n_train: int) -> pd.DataFrame:
     hits = _per_epoch(sweep, "caching", "cache_hits") / n_train
     pad = lambda values: [values[e - 1] if e <= len(values) else np.nan for e in acc["normal"].index]
     table = pd.DataFrame({
-        "normal, ours (%)": [_ms(r) for _, r in acc["normal"].iterrows()],
+        "normal, ours (%)": [fmt_mean_sd(r, scale=100) for _, r in acc["normal"].iterrows()],
         "normal, paper (%)": pad(ref.FIG7_NORMAL),
-        "caching, ours (%)": [_ms(r) for _, r in acc["caching"].iterrows()],
+        "caching, ours (%)": [fmt_mean_sd(r, scale=100) for _, r in acc["caching"].iterrows()],
         "caching, paper (%)": pad(ref.FIG7_CACHING),
-        "hits, ours (%)": [_ms(r) for _, r in hits.iterrows()],
+        "hits, ours (%)": [fmt_mean_sd(r, scale=100) for _, r in hits.iterrows()],
         "hits, paper (%)": [f"{100 * s:.1f}" if s == s else "" for s in pad(ref.FIG7_HIT_SHARE)]},
         index=acc["normal"].index)
     return table.fillna("")
@@ -130,9 +126,10 @@ def timing_table(sweep) -> pd.DataFrame:
     for t in [t for t in ("normal", "caching", "random") if t in set(f.trainer)]:
         d = f[f.trainer == t]
         reached = np.isfinite(d.seconds_to_target.values)
-        rows[LABELS[t]] = {"seconds per epoch": _ms(d.seconds_per_epoch, 1, 2),
+        rows[LABELS[t]] = {"seconds per epoch": fmt_mean_sd(d.seconds_per_epoch, digits=2),
                            "images trained": f"{d.images_trained.mean():,.0f}",
-                           "seconds to the target": _ms(d.seconds_to_target[reached], 1, 1) if reached.any() else "never",
+                           "seconds to the target":
+                               fmt_mean_sd(d.seconds_to_target[reached]) if reached.any() else "never",
                            "runs reaching the target": f"{reached.sum()} of {len(d)}"}
     return pd.DataFrame(rows).T
 
@@ -144,7 +141,7 @@ def fig8_table(sweep) -> pd.DataFrame:
     for b in sorted(set(f.batch_size)):
         row = {"batch": b}
         for t in ("normal", "caching"):
-            row[f"{t} test, ours (%)"] = _ms(f[(f.batch_size == b) & (f.trainer == t)].test_acc)
+            row[f"{t} test, ours (%)"] = fmt_mean_sd(f[(f.batch_size == b) & (f.trainer == t)].test_acc, scale=100)
             row[f"{t} test, paper (%)"] = paper[f"{t} test"].get(b, "")
         rows.append(row)
     return pd.DataFrame(rows).set_index("batch")
@@ -171,16 +168,17 @@ def fig8_plot(sweep, epochs: int):
 
 # -- Figures 9 and 10 -------------------------------------------------------------------------------------
 def fig9_table(fm) -> pd.DataFrame:
+    _pct = lambda v: fmt_mean_sd(v, scale=100)
     rows = []
     for run, d in fm.groupby("run", sort=False):
         p = ref.FIG9.get(run, (np.nan,) * 4)
         rows.append({"run": run.replace(":", ", batch "),
-                     "base train / test, ours (%)": f"{_ms(d.base_train)} / {_ms(d.base_test)}",
+                     "base train / test, ours (%)": f"{_pct(d.base_train)} / {_pct(d.base_test)}",
                      "base train / test, paper (%)": f"{p[0]} / {p[1]}",
-                     "maps train / test, ours (%)": f"{_ms(d.fm_train)} / {_ms(d.fm_test_maps)}",
+                     "maps train / test, ours (%)": f"{_pct(d.fm_train)} / {_pct(d.fm_test_maps)}",
                      "maps train / test, paper (%)": f"{p[2]} / {p[3]}",
-                     "gap base / maps, ours (points)": f"{_ms(d.base_gap)} / {_ms(d.fm_gap)}",
-                     "maps model on clean images (%)": _ms(d.fm_test_images)})
+                     "gap base / maps, ours (points)": f"{_pct(d.base_gap)} / {_pct(d.fm_gap)}",
+                     "maps model on clean images (%)": _pct(d.fm_test_images)})
     return pd.DataFrame(rows).set_index("run")
 
 
@@ -204,30 +202,39 @@ def fig9_plot(fm):
     return fig
 
 
-ATTACKS = [("fgsm_base", "base, FGSM"), ("fgsm_fm", "maps, FGSM via base"), ("fgsm_base2", "2nd base, FGSM via base"),
-           ("pgd_base", "base, PGD (own)"), ("pgd_fm", "maps, PGD (own)")]
+ATTACKS = [(("fgsm", "base"), "base, FGSM"), (("fgsm", "fm"), "maps, FGSM via base"),
+           (("fgsm", "base2"), "2nd base, FGSM via base"), (("pgd", "base"), "base, PGD (own)"),
+           (("pgd", "fm"), "maps, PGD (own)")]
 
 
-def fig10_table(fm, run: str, epsilons) -> pd.DataFrame:
-    d = fm[fm.run == run]
+def _attacked(attacks, run: str, key, eps: float) -> np.ndarray:
+    """The accuracies (fractions, one per seed) of `key` = (attack, model) on `run` at `eps`."""
+    attack, model = key
+    d = attacks[(attacks.run == run) & (attacks.attack == attack) & (attacks.model == model) & (attacks.eps == eps)]
+    return d.sort_values("seed").acc.values
+
+
+def fig10_table(attacks, run: str, epsilons) -> pd.DataFrame:
+    """Accuracy on attacked test images per eps, from the long-format `attacks` of `feature_map_runs`."""
     rows = []
     for eps in epsilons:
         pb, pf = ref.FIG10.get(eps, ("", ""))
         row = {"eps": eps, "base, paper (%)": pb, "maps, paper (%)": pf}
-        row.update({label: _ms(d[f"{k}_{eps:g}"]) if f"{k}_{eps:g}" in d else "" for k, label in ATTACKS})
+        for key, label in ATTACKS:
+            values = _attacked(attacks, run, key, eps)
+            row[label] = fmt_mean_sd(values, scale=100) if len(values) else ""
         rows.append(row)
     return pd.DataFrame(rows).set_index("eps")
 
 
-def fig10_plot(fm, run: str, epsilons):
+def fig10_plot(attacks, run: str, epsilons):
     import matplotlib.pyplot as plt
-    d = fm[fm.run == run]
-    present = [(k, label) for k, label in ATTACKS if any(f"{k}_{e:g}" in d for e in epsilons)]
+    present = [(k, label) for k, label in ATTACKS if any(len(_attacked(attacks, run, k, e)) for e in epsilons)]
     fig, ax = plt.subplots(figsize=(8, 4))
     w = 0.8 / (len(present) + 1)
     xs = np.arange(len(epsilons))
     for i, (k, label) in enumerate(present):
-        vals = [100 * d[f"{k}_{e:g}"].values if f"{k}_{e:g}" in d else np.full(1, np.nan) for e in epsilons]
+        vals = [100 * v if len(v := _attacked(attacks, run, k, e)) else np.full(1, np.nan) for e in epsilons]
         ax.bar(xs + i * w, [v.mean() for v in vals], w, yerr=[v.std(ddof=1) if len(v) > 1 else 0 for v in vals],
                capsize=3, label=f"{label} (ours)", color=f"C{i}")
     ax.scatter(xs, [ref.FIG10.get(e, (np.nan,) * 2)[0] for e in epsilons], marker="x", color="k", zorder=3,

@@ -1,23 +1,28 @@
 """The fixed_classifier paper's claims, declared before any run, and `decide`, which turns the runs into verdicts.
 
-The runs are the flat dicts of `RunResult.row()`, one per trained model, stored with the report so every
-verdict can be recomputed from the results file. Rows with role 'select' only choose settings (the learned
-dot-product model's learning rate, each cosine head's best S; `experiments.choose_settings`); the claims
-are decided on the 'eval' rows, whose seeds the choice never saw.
+The runs are the rows of `experiments.run`: a `Row` per trained model and a `CorruptionRow` per model,
+corruption and severity, stored with the report so every verdict can be recomputed from the results file.
+Rows with role 'select' only choose settings (the learned dot-product model's learning rate, each cosine
+head's best S; `experiments.choose_settings`); the claims are decided on the 'eval' rows, whose seeds the
+choice never saw.
 
 Comparisons between two heads are Welch intervals over seeds (the two groups are different models; pairing
 by seed would halve the degrees of freedom for a correlation we have no reason to expect). A claim of
-several parts must hold in every part (an intersection-union test: no Bonferroni correction needed).
+several parts must hold in every part (an intersection-union test: no Bonferroni correction needed; the
+robustness claim divides its alpha among its parts all the same, as declared).
 A diverged run counts with chance accuracy and 0 for every geometric measure (never dropped).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from lastlayer import stats
-from lastlayer.claims import Claim, format_interval
+from lastlayer.claims import NOT_TESTABLE, Claim, Missing, Verdicts, decide_parts
+from lastlayer.numbers import format_interval
 from lastlayer.papers.fixed_classifier import reference as ref
-from lastlayer.papers.fixed_classifier.experiments import LOOKALIKES, choose_settings
+from lastlayer.papers.fixed_classifier.experiments import LOOKALIKES, choose_settings, corruption_rows, model_rows
 
 PROXY = ("proxy: Fashion-MNIST and MNIST subsets, a small CNN trained for a few epochs (the paper: STL-10, "
          "CIFAR-10/100 and Tiny ImageNet, ResNet-18, 80 epochs)")
@@ -27,6 +32,8 @@ ROBUST_TESTS = 12        # 2 model pairs x 3 corruptions x 2 severities in the c
 FAMILY_ALPHA = 0.05
 COMPACT_LEVEL = 0.9      # "roughly 0.95": at least 90% of the reachable maximum
 NEAR_PAPER = "the paper's ~0.95 read as 'near', with room for 'roughly'"
+PARTS_DECLARED = ("declared `parts`, so that the criterion says what one part is and how the parts combine; "
+                  "the arithmetic is unchanged")
 
 CLAIMS = [
     Claim(id="similar-classes-close",
@@ -36,6 +43,8 @@ CLAIMS = [
                    "pairs; learned dot product and learned cosine S = 1, each a part",
           rule="direction", parameters={"expected": "greater"},
           why="a positive contrast is what 'close' means against the other pairs; both learned heads of the paper",
+          parts="dataset and learned head",
+          revised=PARTS_DECLARED,
           setting=PROXY_LOOKALIKE),
     Claim(id="closeness-predicts-confusions",
           statement="The closer two learned class vectors, the more the two classes are confused.",
@@ -45,6 +54,8 @@ CLAIMS = [
                    "mean over runs per dataset and learned head (dot, cosine S = 1), each a part",
           rule="correlation_from_runs", parameters={"threshold": 0.5, "side": "above"},
           why="the paper calls 0.61-0.87 'strong'; 0.5 keeps 'strong' and sits below the lowest reported value",
+          parts="dataset and learned head",
+          revised=PARTS_DECLARED,
           setting=PROXY),
     Claim(id="fixing-keeps-dot-accuracy",
           statement="Fixing the class vectors does not hurt the accuracy of dot-product models.",
@@ -53,6 +64,8 @@ CLAIMS = [
                    "model at the learning rate chosen on separate selection seeds",
           rule="noninferiority", parameters={"margin": 0.01},
           why="margin 1 point: twice the 0.5-point drop Hoffer et al. call 'on par', which the paper cites",
+          parts="dataset",
+          revised=PARTS_DECLARED,
           setting=PROXY),
     Claim(id="fixing-raises-dot-accuracy",
           statement="Fixing the class vectors can raise the accuracy of dot-product models.",
@@ -69,6 +82,8 @@ CLAIMS = [
           estimand="fixed minus learned cosine S = 1 best test accuracy, per dataset (each a part)",
           rule="direction", parameters={"expected": "greater"},
           why="the direction on every dataset; the size is a claim of its own (cosine-s1-gap-size)",
+          parts="dataset",
+          revised=PARTS_DECLARED,
           setting=PROXY),
     Claim(id="cosine-s1-gap-size",
           statement="The accuracy gap of fixed over learned cosine S = 1 models reaches 53 points.",
@@ -136,6 +151,8 @@ CLAIMS = [
                    "dot product and cosine S = 1, per dataset, each a part",
           rule="direction", parameters={"expected": "greater"},
           why="both heads the paper pictures, on every dataset",
+          parts="dataset and head",
+          revised=PARTS_DECLARED,
           setting=PROXY),
     Claim(id="fixed-cosine-s1-compact",
           statement="Fixed cosine models with S = 1 place images close to their class vector (cosine near 0.95).",
@@ -145,6 +162,8 @@ CLAIMS = [
           rule="threshold", parameters={"threshold": COMPACT_LEVEL, "side": "above"},
           why="after a ReLU and pooling (ours and the paper's ResNet-18) 0.95 is out of reach whatever the "
               "training, so the share of the reachable cosine is what can be tested; " + NEAR_PAPER,
+          parts="dataset",
+          revised=PARTS_DECLARED,
           setting=PROXY),
     Claim(id="fixed-cosine-s1-compact-signed",
           statement="With an embedding that can take both signs, fixed cosine S = 1 models reach an "
@@ -160,13 +179,13 @@ CLAIMS = [
           paper="Table 6: fixed models highly robust to impulse noise, JPEG and defocus blur (numbers lost)",
           estimand="per run, the accuracy drop (clean minus corrupted); learned minus fixed drop for every "
                    "corruption and severity, dot product and cosine (each at its chosen S), each a part",
-          rule="noninferiority", parameters={"margin": 0.03},
+          rule="noninferiority", parameters={"margin": 0.03},  # alpha: the default, FAMILY_ALPHA
           why=f"margin 3 points of extra drop ('remain competitive'); each part at alpha {FAMILY_ALPHA:g} / k, k the "
               f"number of parts ({ROBUST_TESTS} in the cpu profile), so the family keeps its level",
           setting=PROXY,
-          criterion=f"Every part: reproduced if the {100 * (1 - FAMILY_ALPHA):g}%-family (Bonferroni) interval of "
-                    "(learned drop minus fixed drop) has its lower end above -3 points; not reproduced if its "
-                    "upper end is below -3 points; otherwise inconclusive. All parts must be reproduced."),
+          parts="model pair and corruption setting", correction="bonferroni",
+          revised="declared parts and correction='bonferroni' in place of a hand-written criterion: each part is "
+                  "decided at alpha 0.05 / k as before, k the number of parts; the arithmetic is unchanged"),
     Claim(id="generalization-sets", statement="Fixing the class vectors does not lower accuracy on new images of "
                                               "the same classes.",
           paper="Table 5: Open Images sets for STL-10 and CIFAR-100, CIFAR-10.1 for CIFAR-10 (numbers lost)",
@@ -186,12 +205,13 @@ CLAIMS = [
           why="a diagram, with nothing to measure", setting="paper setup"),
 ]
 BY_ID = {c.id: c for c in CLAIMS}
+POINTS = dict(scale=100, digits=1)  # accuracy differences are written in points
 
 
 def _values(rows, key, **where) -> np.ndarray:
     """`key` of the matching rows, ordered by seed; undefined measures (diverged runs) count as 0."""
-    sel = [r for r in rows if all(r.get(k) == v for k, v in where.items())]
-    v = np.array([r[key] for r in sorted(sel, key=lambda r: r["seed"])], dtype=float)
+    sel = [r for r in rows if all(getattr(r, k) == v for k, v in where.items())]
+    v = np.array([getattr(r, key) for r in sorted(sel, key=lambda r: r.seed)], dtype=float)
     return np.nan_to_num(v, nan=0.0)
 
 
@@ -199,108 +219,150 @@ def _model(head, fixed, scale=1.0, signed=False) -> dict:
     return {"head": head, "fixed": fixed, "signed": signed, **({"scale": float(scale)} if head == "cosine" else {})}
 
 
-def _part_text(label, d: stats.Decision, scale=1.0, digits=3, unit="") -> str:
-    if d.verdict == "not testable":
-        return f"{label}: {d.detail}"
-    return f"{label}: {format_interval(d.estimate, d.interval, d.n, scale=scale, digits=digits, unit=unit)}"
+LD, FD = _model("dot", False), _model("dot", True)
+LC1, FC1 = _model("cosine", False), _model("cosine", True)
 
 
-def decide(rows: list[dict]):
-    """[(claim, decision, ours)] for every claim, from the runs' rows (see the module docstring)."""
-    ev = [r for r in rows if r["role"] == "eval"]
-    chosen = choose_settings(rows)
-    datasets = list(dict.fromkeys(r["dataset"] for r in ev))
-    scales = {d: sorted({r["scale"] for r in ev if r["dataset"] == d and r["head"] == "cosine" and not r["signed"]})
-              for d in datasets}
-    grid = [d for d in datasets if 20.0 in scales[d]]
-    out = []
+def _part_text(d: stats.Decision, scale=1.0, digits=3, unit="") -> str:
+    if d.verdict == NOT_TESTABLE:
+        return d.detail  # already names its part
+    return f"{d.label}: {format_interval(d.estimate, d.interval, d.n, scale=scale, digits=digits, unit=unit)}"
 
-    def v(d, key, **model):
-        return _values(ev, key, dataset=d, **model)
 
-    def add(cid, labelled, **fmt):
-        """labelled: [(label, decision)]; one part is the decision itself, several are combined."""
-        if not labelled:
-            dec = stats.not_testable("no run in this profile measures it")
-        else:
-            dec = labelled[0][1] if len(labelled) == 1 else stats.combine([p for _, p in labelled])
-        out.append((BY_ID[cid], dec, "; ".join(_part_text(l, p, **fmt) for l, p in labelled) or dec.detail))
+def _parts_text(**fmt):
+    """The 'ours' text of a claim decided by `decide_parts`: each part's label and interval."""
+    return lambda d: "; ".join(_part_text(p, **fmt) for p in (d.parts or (d,)))
 
-    def pair(cid, d, key, a, b, **kw):
-        return BY_ID[cid].decide(v(d, key, **a), v(d, key, **b), **kw)
 
-    pts = dict(scale=100, digits=1)  # accuracy differences in points
-    LD, FD = _model("dot", False), _model("dot", True)
-    LC1, FC1 = _model("cosine", False), _model("cosine", True)
+@dataclass
+class _Study:
+    """The evaluation rows and what the claims need to know of the study's shape."""
+    ev: list         # the evaluation runs' `Row`s
+    corrupted: list  # their `CorruptionRow`s
+    chosen: dict     # the settings chosen on the selection seeds (`choose_settings`)
 
-    c = BY_ID["similar-classes-close"]
-    add(c.id, [(f"{d} {n}", c.decide(v(d, "lookalike_contrast", **m)))
-               for d in datasets if d in LOOKALIKES for n, m in (("learned dot", LD), ("learned cosine S=1", LC1))])
-    c = BY_ID["closeness-predicts-confusions"]
-    add(c.id, [(f"{d} {n}", c.decide(v(d, "spearman", **m)))
-               for d in datasets for n, m in (("learned dot", LD), ("learned cosine S=1", LC1))])
-    add("fixing-keeps-dot-accuracy", [(f"{d} (points)", pair("fixing-keeps-dot-accuracy", d, "best_acc", FD, LD))
-                                      for d in datasets], **pts)
-    add("fixing-raises-dot-accuracy", [(f"{d} (points)", pair("fixing-raises-dot-accuracy", d, "best_acc", FD, LD))
-                                       for d in datasets if d in LOOKALIKES], **pts)
-    add("fixed-cosine-s1-trains", [(f"{d} (points)", pair("fixed-cosine-s1-trains", d, "best_acc", FC1, LC1))
-                                   for d in datasets], **pts)
-    add("larger-s-helps-learned-cosine", [(f"{d} (points)", pair("larger-s-helps-learned-cosine", d, "best_acc",
-                                                   _model("cosine", False, 20), LC1)) for d in grid], **pts)
-    add("best-s-no-benefit-from-learning", [
-        (f"{d}, fixed S={chosen[d]['S fixed']:g}, learned S={chosen[d]['S learned']:g} (points)",
-         pair("best-s-no-benefit-from-learning", d, "best_acc", _model("cosine", True, chosen[d]["S fixed"]),
-              _model("cosine", False, chosen[d]["S learned"]))) for d in grid if "S fixed" in chosen.get(d, {})], **pts)
-    add("larger-s-spreads-class-vectors", [(d, pair("larger-s-spreads-class-vectors", d, "class_vector_nn_cosine",
-                                                    _model("cosine", False, 20), LC1)) for d in grid])
+    def __post_init__(self):
+        self.datasets = list(dict.fromkeys(r.dataset for r in self.ev))
+        self.scales = {d: sorted({r.scale for r in self.ev if r.dataset == d and r.head == "cosine" and not r.signed})
+                       for d in self.datasets}
+        self.grid = [d for d in self.datasets if 20.0 in self.scales[d]]
+
+    def v(self, d, key, **model) -> np.ndarray:
+        return _values(self.ev, key, dataset=d, **model)
+
+    def pair(self, d, key, a, b) -> tuple:
+        return self.v(d, key, **a), self.v(d, key, **b)
+
+
+def _add(v: Verdicts, cid: str, parts, **fmt) -> None:
+    """Decide `cid` part by part on [(label, data)] (one part alone is the claim itself, unless it declares
+    `parts`); no part at all makes it not testable."""
+    v.add(cid, lambda claim: decide_parts(claim, parts), _parts_text(**fmt))
+
+
+def decide(rows, params=None) -> list:
+    """[(claim, decision, ours)] for every claim, in declaration order, from the runs' rows. The rows alone
+    decide (the settings chosen are redone from the selection rows), so a results file decides again;
+    `params` is not needed."""
+    s = _Study(model_rows(rows), corruption_rows(rows), choose_settings(rows))
+    v = Verdicts(CLAIMS)
+    _similarity(v, s)
+    _accuracy(v, s)
+    _scale_geometry(v, s)
+    _fixing_geometry(v, s)
+    _robustness(v, s)
+    return v.done()
+
+
+def _similarity(v, s):
+    """Figures 2 and 4: learned class vectors of look-alike classes close; closeness predicts confusions."""
+    learned = (("learned dot", LD), ("learned cosine S=1", LC1))
+    _add(v, "similar-classes-close", [(f"{d} {n}", (s.v(d, "lookalike_contrast", **m),))
+                                      for d in s.datasets if d in LOOKALIKES for n, m in learned])
+    _add(v, "closeness-predicts-confusions", [(f"{d} {n}", (s.v(d, "spearman", **m),))
+                                              for d in s.datasets for n, m in learned])
+
+
+def _accuracy(v, s):
+    """Tables 1-3: fixed against learned class vectors, and the scale S, in accuracy (points)."""
+    _add(v, "fixing-keeps-dot-accuracy", [(f"{d} (points)", s.pair(d, "best_acc", FD, LD)) for d in s.datasets],
+         **POINTS)
+    _add(v, "fixing-raises-dot-accuracy", [(f"{d} (points)", s.pair(d, "best_acc", FD, LD))
+                                           for d in s.datasets if d in LOOKALIKES], **POINTS)
+    _add(v, "fixed-cosine-s1-trains", [(f"{d} (points)", s.pair(d, "best_acc", FC1, LC1)) for d in s.datasets],
+         **POINTS)
+    _add(v, "larger-s-helps-learned-cosine", [(f"{d} (points)", s.pair(d, "best_acc", _model("cosine", False, 20), LC1))
+                                              for d in s.grid], **POINTS)
+    best = [(d, s.chosen[d]) for d in s.grid if "S fixed" in s.chosen.get(d, {})]
+    _add(v, "best-s-no-benefit-from-learning", [
+        (f"{d}, fixed S={c['S fixed']:g}, learned S={c['S learned']:g} (points)",
+         s.pair(d, "best_acc", _model("cosine", True, c["S fixed"]), _model("cosine", False, c["S learned"])))
+        for d, c in best], **POINTS)
+
+
+def _scale_geometry(v, s):
+    """Figure 4 and Table 4: what a larger S does to learned cosine models' geometry."""
+    LC20 = _model("cosine", False, 20)
+    _add(v, "larger-s-spreads-class-vectors", [(d, s.pair(d, "class_vector_nn_cosine", LC20, LC1)) for d in s.grid])
     steps = ref.TABLE4_SCALES
-    add("larger-s-lowers-image-cosine", [
-        (f"{d} S={a:g} vs {b:g}", pair("larger-s-lowers-image-cosine", d, "image_class_cosine",
-                                       _model("cosine", False, a), _model("cosine", False, b)))
-        for d in grid for a, b in zip(steps, steps[1:]) if a in scales[d] and b in scales[d]])
-    add("larger-s-lowers-compactness", [(d, pair("larger-s-lowers-compactness", d, "compactness", LC1,
-                                                 _model("cosine", False, 20))) for d in grid])
-    add("fixing-increases-compactness", [
-        (f"{d} (learned S={chosen[d]['S learned']:g})",
-         pair("fixing-increases-compactness", d, "compactness", FC1, _model("cosine", False, chosen[d]["S learned"])))
-        for d in grid if "S learned" in chosen.get(d, {})])
-    add("fixing-increases-separability", [(f"{d} {h}", pair("fixing-increases-separability", d, "separability", f, l))
-                                          for d in datasets for h, f, l in (("dot", FD, LD), ("cosine S=1", FC1, LC1))])
-    c = BY_ID["fixed-cosine-s1-compact"]
-    ratio = {d: v(d, "image_class_cosine", **FC1) / np.maximum(v(d, "cosine_bound", **FC1), 1e-12) for d in datasets}
-    add(c.id, [(f"{d} (bound {v(d, 'cosine_bound', **FC1).mean():.2f}, cosine "
-                f"{v(d, 'image_class_cosine', **FC1).mean():.2f}) share of bound", c.decide(ratio[d]))
-               for d in datasets])
-    c = BY_ID["fixed-cosine-s1-compact-signed"]
+    _add(v, "larger-s-lowers-image-cosine", [
+        (f"{d} S={a:g} vs {b:g}",
+         s.pair(d, "image_class_cosine", _model("cosine", False, a), _model("cosine", False, b)))
+        for d in s.grid for a, b in zip(steps, steps[1:]) if a in s.scales[d] and b in s.scales[d]])
+    _add(v, "larger-s-lowers-compactness", [(d, s.pair(d, "compactness", LC1, LC20)) for d in s.grid])
+
+
+def _fixing_geometry(v, s):
+    """Section 3 and Figures 3 and 5: compactness and separability of fixed models, and the image-to-class
+    cosine of fixed cosine S = 1 models (as a share of its bound, and with a signed embedding)."""
+    learned_at = lambda d: _model("cosine", False, s.chosen[d]["S learned"])
+    _add(v, "fixing-increases-compactness", [(f"{d} (learned S={s.chosen[d]['S learned']:g})",
+                                              s.pair(d, "compactness", FC1, learned_at(d)))
+                                             for d in s.grid if "S learned" in s.chosen.get(d, {})])
+    _add(v, "fixing-increases-separability", [(f"{d} {h}", s.pair(d, "separability", f, l)) for d in s.datasets
+                                              for h, f, l in (("dot", FD, LD), ("cosine S=1", FC1, LC1))])
+    parts = []
+    for d in s.datasets:
+        bound, cos = s.v(d, "cosine_bound", **FC1), s.v(d, "image_class_cosine", **FC1)
+        label = f"{d} (bound {bound.mean():.2f}, cosine {cos.mean():.2f}) share of bound" if len(bound) else d
+        parts.append((label, (cos / np.maximum(bound, 1e-12),)))
+    _add(v, "fixed-cosine-s1-compact", parts)
     signed = _model("cosine", True, signed=True)
-    add(c.id, [(d, c.decide(v(d, "image_class_cosine", **signed))) for d in datasets if len(v(d, "best_acc", **signed))])
-    out.append(_robustness(ev, chosen, datasets))
-    for cid in ("cosine-s1-gap-size", "generalization-sets", "fixed-trains-at-higher-lr", "figure-1-scheme"):
-        out.append((BY_ID[cid], BY_ID[cid].decide(), None))
-    order = [c.id for c in CLAIMS]
-    return sorted(out, key=lambda t: order.index(t[0].id))
+    _add(v, "fixed-cosine-s1-compact-signed", [(d, (s.v(d, "image_class_cosine", **signed),))
+                                               for d in s.datasets if len(s.v(d, "best_acc", **signed))])
 
 
-def _robustness(ev, chosen, datasets):
+def _robustness(v, s):
     """Table 6: per model pair and corruption setting, the learned model's accuracy drop minus the fixed
-    one's, non-inferior at the Bonferroni level for the number of parts."""
-    c = BY_ID["fixing-keeps-robustness"]
-    keys = sorted({k for r in ev for k in r if k.startswith("acc ")}, key=lambda k: (k.split("@")[0], float(k.split("@")[1])))
-    d = next((d for d in datasets if any(k in r for r in ev if r["dataset"] == d for k in keys)), None)
-    if d is None:
-        dec = stats.not_testable("no corruptions in this profile")
-        return c, dec, dec.detail
-    pairs = [("dot", _model("dot", True), _model("dot", False))]
-    if "S fixed" in chosen.get(d, {}):
-        pairs.append((f"cosine (fixed S={chosen[d]['S fixed']:g}, learned S={chosen[d]['S learned']:g})",
-                      _model("cosine", True, chosen[d]["S fixed"]), _model("cosine", False, chosen[d]["S learned"])))
-    alpha = stats.bonferroni(FAMILY_ALPHA, len(pairs) * len(keys))
-    drop = lambda k, m: -(_values(ev, "best_acc", dataset=d, **m) - _values(ev, k, dataset=d, **m))
-    parts = [(f"{name} {k[4:]}", c.decide(drop(k, f), drop(k, l), alpha=alpha)) for name, f, l in pairs for k in keys]
-    dec = stats.combine([p for _, p in parts])
-    worst = min(parts, key=lambda p: p[1].interval[0])
-    ours = (f"{d}, {len(parts)} parts at alpha {alpha:.4f}: {sum(p.verdict == 'reproduced' for _, p in parts)} "
-            f"reproduced, {sum(p.verdict == 'not reproduced' for _, p in parts)} not reproduced; learned minus fixed "
-            f"drop, mean over parts {np.mean([p.estimate for _, p in parts]) * 100:+.1f} points; least "
-            f"favourable part " + _part_text(worst[0] + " (points)", worst[1], scale=100, digits=1))
-    return c, dec, ours
+    one's, non-inferior with the declared alpha divided among the parts (Bonferroni)."""
+    d = next((d for d in s.datasets if any(r.dataset == d for r in s.corrupted)), None)
+
+    def measure(claim):
+        if d is None:
+            raise Missing("no corruptions in this profile")
+        settings = sorted({(r.corruption, r.severity) for r in s.corrupted if r.dataset == d})
+        c = s.chosen.get(d, {})
+        pairs = [("dot", FD, LD)]
+        if "S fixed" in c:
+            pairs.append((f"cosine (fixed S={c['S fixed']:g}, learned S={c['S learned']:g})",
+                          _model("cosine", True, c["S fixed"]), _model("cosine", False, c["S learned"])))
+        drop = lambda k, m: -(s.v(d, "best_acc", **m) - _values(s.corrupted, "acc", dataset=d, corruption=k[0],
+                                                                 severity=k[1], **m))
+        return decide_parts(claim, [(f"{name} {k[0]}@{k[1]:g}", (drop(k, f), drop(k, l)))
+                                    for name, f, l in pairs for k in settings])
+
+    def ours(dec):
+        parts = dec.parts or (dec,)
+        alpha = stats.make_rule(BY_ID["fixing-keeps-robustness"].rule,
+                                BY_ID["fixing-keeps-robustness"].parameters).alpha / len(parts)
+        decided = [p for p in parts if p.interval is not None]
+        if not decided:
+            return dec.detail
+        worst = min(decided, key=lambda p: p.interval[0])
+        return (f"{d}, {len(parts)} parts at alpha {alpha:.4f}: {sum(p.verdict == 'reproduced' for p in parts)} "
+                f"reproduced, {sum(p.verdict == 'not reproduced' for p in parts)} not reproduced; learned minus "
+                f"fixed drop, mean over parts {np.mean([p.estimate for p in decided]) * 100:+.1f} points; least "
+                f"favourable part {worst.label} (points): "
+                + format_interval(worst.estimate, worst.interval, worst.n, **POINTS))
+
+    v.add("fixing-keeps-robustness", measure, ours)

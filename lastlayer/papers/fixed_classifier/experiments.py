@@ -2,16 +2,17 @@
 class representation vectors": train one backbone with a learned or fixed, dot-product or cosine head,
 then measure the class vectors, the confusions, the embedding geometry and the accuracy under corruptions.
 
-    benches = {"fashion_mnist": prepare("fashion_mnist", train_size=6000, corruptions={"jpeg": [30]})}
-    runs = run_study(benches, seeds=[0, 1], selection_seeds=[1000], scales=[1, 20], epochs=3)
-    rows = [r.row() for r in runs]     # one flat dict per trained model
+    params = Params(**notebook_parameters)   # the names of the notebook's parameters cell
+    runs = run(params)                       # every model of the study
+    runs.rows                                # a `Row` per trained model, a `CorruptionRow` per model,
+                                             # corruption and severity: what the claims are decided on
 
 `run_study` first trains the selection runs (their own seeds) that choose the learned dot-product model's
 learning rate and each cosine head's best S, then the evaluation runs on which the claims are decided.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from functools import partial
 
 import numpy as np
@@ -21,17 +22,17 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lastlayer import metrics
-from lastlayer.robustness.corruptions import corrupt
 from lastlayer.augment import RandomCropFlip
 from lastlayer.data import Split, load
+from lastlayer.models import create_model
 from lastlayer.models.base import Model
-from lastlayer.models.convnet import ConvNet
-from lastlayer.models.resnet_cifar import resnet18_cifar
+from lastlayer.robustness.corruptions import corrupt
 from lastlayer.training.cache import cached_runs
 from lastlayer.training.trainer import (NonFiniteLossError, TrainConfig, apply_batched, evaluate, fit,
                                         resolve_device)
 
-BACKBONES = {"convnet": ConvNet, "resnet18": resnet18_cifar}
+# the notebook's `backbone` values -> the registry's model names
+BACKBONES = {"convnet": "convnet", "resnet18": "resnet18_cifar"}
 
 # Groups of visually similar classes, per dataset: the natural test of "similar classes get close vectors".
 LOOKALIKES = {
@@ -41,6 +42,106 @@ LOOKALIKES = {
 }
 
 
+@dataclass(frozen=True)
+class Params:
+    """The notebook's parameters cell, name for name (its comments say what each is; paper.yml's profiles
+    override them)."""
+    seed: int
+    n_seeds: int
+    selection_seeds: int
+    device: str
+    datasets: list[str]
+    grid_datasets: list[str]
+    train_size: int | None
+    test_size: int | None
+    backbone: str
+    widths: list[int]
+    epochs: int
+    batch_size: int
+    lr: float
+    learned_dot_lrs: list[float]
+    weight_decay_dot: float
+    weight_decay_cosine: float
+    momentum: float
+    schedule: str
+    plateau_factor: float
+    plateau_patience: int
+    augment: bool
+    scales: list[float]
+    signed_extension: bool
+    impulse_amounts: list[float]
+    jpeg_qualities: list[int]
+    blur_sigmas: list[float]
+    feature_points: int
+
+    @property
+    def corruptions(self) -> dict[str, list]:
+        return {"impulse_noise": self.impulse_amounts, "jpeg": self.jpeg_qualities, "defocus_blur": self.blur_sigmas}
+
+    @property
+    def eval_seeds(self) -> list[int]:
+        return [self.seed + i for i in range(self.n_seeds)]
+
+    @property
+    def selection_seed_list(self) -> list[int]:
+        return [1000 + self.seed + i for i in range(self.selection_seeds)]
+
+
+# ---------------------------------------------------------------- rows: what the claims are decided on
+@dataclass(frozen=True)
+class Row:
+    """One trained model: its setting and its measurements (NaN where a diverged run has none)."""
+    role: str                  # 'select' (chooses a setting) or 'eval' (decides the claims)
+    dataset: str
+    variant: str
+    head: str
+    fixed: bool
+    scale: float
+    lr: float
+    signed: bool
+    seed: int
+    diverged: bool
+    best_acc: float            # best test accuracy over the epochs (what the paper's code reports)
+    final_acc: float
+    spearman: float            # rho of confusions vs class-vector cosine over ordered class pairs
+    class_vector_cosine: float     # mean off-diagonal cosine between class vectors
+    class_vector_nn_cosine: float  # `nearest_cosine` of the class vectors
+    lookalike_contrast: float  # mean class-vector cosine within LOOKALIKES groups minus other pairs (NaN: none)
+    image_class_cosine: float  # mean cos(image embedding, predicted class vector)
+    cosine_bound: float        # mean over the same images of the reachable cosine (1 if the embedding has signs)
+    compactness: float
+    separability: float
+    experiment: str = field(default="model", init=False)
+
+
+@dataclass(frozen=True)
+class CorruptionRow:
+    """One trained model's accuracy on the test images under one corruption at one severity (Table 6);
+    the model is named by the same fields as its `Row`, whose best_acc is the clean accuracy."""
+    role: str
+    dataset: str
+    variant: str
+    head: str
+    fixed: bool
+    scale: float
+    lr: float
+    signed: bool
+    seed: int
+    corruption: str
+    severity: float
+    acc: float
+    experiment: str = field(default="corruption", init=False)
+
+
+def model_rows(rows, role: str | None = "eval") -> list:
+    return [r for r in rows if r.experiment == "model" and (role is None or r.role == role)]
+
+
+def corruption_rows(rows, role: str | None = "eval") -> list:
+    return [r for r in rows if r.experiment == "corruption" and (role is None or r.role == role)]
+
+
+# ---------------------------------------------------------------- models and data
 @dataclass(frozen=True)
 class Variant:
     """One classification layer and its optimiser settings."""
@@ -57,13 +158,15 @@ class Variant:
         return f"{'fixed' if self.fixed else 'learned'} {self.head}{s}{' signed' if self.signed else ''}"
 
 
-def paper_variants(scales=(1.0,), lr: float = 0.1, lr_learned_dot: float = 0.001, wd_dot: float = 5e-4,
-                   wd_cosine: float = 0.0) -> list[Variant]:
-    """The paper code's models: learned and fixed dot product (weight decay `wd_dot`; the learned one at
-    `lr_learned_dot`), and learned and fixed cosine at every S in `scales` (weight decay `wd_cosine`)."""
-    v = [Variant("dot", False, lr=lr_learned_dot, weight_decay=wd_dot), Variant("dot", True, lr=lr, weight_decay=wd_dot)]
+def paper_variants(scales=(1.0,), lr: float = 0.1, lr_learned_dot: float = 0.001, weight_decay_dot: float = 5e-4,
+                   weight_decay_cosine: float = 0.0) -> list[Variant]:
+    """The paper code's models: learned and fixed dot product (weight decay `weight_decay_dot`; the learned one
+    at `lr_learned_dot`), and learned and fixed cosine at every S in `scales` (`weight_decay_cosine`)."""
+    v = [Variant("dot", False, lr=lr_learned_dot, weight_decay=weight_decay_dot),
+         Variant("dot", True, lr=lr, weight_decay=weight_decay_dot)]
     for s in scales:
-        v += [Variant("cosine", False, float(s), lr, wd_cosine), Variant("cosine", True, float(s), lr, wd_cosine)]
+        v += [Variant("cosine", False, float(s), lr, weight_decay_cosine),
+              Variant("cosine", True, float(s), lr, weight_decay_cosine)]
     return v
 
 
@@ -73,7 +176,7 @@ class Bench:
     name: str
     train: Split
     test: Split
-    corrupted: dict[str, Split] = field(default_factory=dict)  # 'jpeg@30' -> normalised corrupted test
+    corrupted: dict[tuple[str, float], Split] = field(default_factory=dict)  # (name, severity) -> corrupted test
 
     @property
     def classes(self) -> list[str]:
@@ -90,7 +193,7 @@ def prepare(dataset: str, *, train_size: int | None = None, test_size: int | Non
     keys, images = [], []
     for name, severities in (corruptions or {}).items():
         for s in severities:
-            keys.append(f"{name}@{s:g}")
+            keys.append((name, float(s)))
             images.append(Split(corrupt(test.x, name, s, generator=g), test.y, test.classes))
     stats = train.stats()
     train, test, *bad = (s.standardize(stats) for s in (train, test, *images))
@@ -128,26 +231,28 @@ class RunResult:
     history: dict
     class_cosine: np.ndarray   # (m, m) cosine between class vectors, final model
     confusion: np.ndarray      # (m, m) test confusions, final model
-    spearman: float            # rho of confusions vs class-vector cosine over ordered class pairs
-    image_class_cosine: float  # mean cos(image embedding, predicted class vector)
-    cosine_bound: float        # mean over the same images of the reachable cosine (1 if the embedding has signs)
+    spearman: float
+    image_class_cosine: float
+    cosine_bound: float
     compactness: float
     separability: float
-    corrupted_acc: dict[str, float]
-    lookalike_contrast: float  # mean class-vector cosine within LOOKALIKES groups minus other pairs (NaN: none)
+    corrupted_acc: dict[tuple[str, float], float]  # (corruption, severity) -> accuracy
+    lookalike_contrast: float
     model: torch.nn.Module | None = None
 
-    def row(self) -> dict:
+    def rows(self) -> list:
+        """This model's `Row`, then a `CorruptionRow` per corruption and severity."""
         v = self.variant
         off = self.class_cosine[~np.eye(len(self.class_cosine), dtype=bool)]
-        return {"role": self.role, "dataset": self.dataset, "variant": v.name, "head": v.head, "fixed": v.fixed,
-                "scale": v.scale, "lr": v.lr, "signed": v.signed, "seed": self.seed, "diverged": self.diverged,
-                "best_acc": self.best_acc, "final_acc": self.final_acc, "spearman": self.spearman,
-                "class_vector_cosine": float(off.mean()) if len(off) else float("nan"),
-                "class_vector_nn_cosine": nearest_cosine(self.class_cosine) if len(off) else float("nan"),
-                "lookalike_contrast": self.lookalike_contrast, "image_class_cosine": self.image_class_cosine,
-                "cosine_bound": self.cosine_bound, "compactness": self.compactness,
-                "separability": self.separability, **{f"acc {k}": a for k, a in self.corrupted_acc.items()}}
+        who = dict(role=self.role, dataset=self.dataset, variant=v.name, head=v.head, fixed=v.fixed,
+                   scale=v.scale, lr=v.lr, signed=v.signed, seed=self.seed)
+        row = Row(**who, diverged=self.diverged, best_acc=self.best_acc, final_acc=self.final_acc,
+                  spearman=self.spearman, class_vector_cosine=float(off.mean()) if len(off) else float("nan"),
+                  class_vector_nn_cosine=nearest_cosine(self.class_cosine) if len(off) else float("nan"),
+                  lookalike_contrast=self.lookalike_contrast, image_class_cosine=self.image_class_cosine,
+                  cosine_bound=self.cosine_bound, compactness=self.compactness, separability=self.separability)
+        return [row] + [CorruptionRow(**who, corruption=c, severity=s, acc=a)
+                        for (c, s), a in self.corrupted_acc.items()]
 
 
 class SignedEmbedding(Model):
@@ -163,15 +268,6 @@ class SignedEmbedding(Model):
 
     def features(self, x):
         return self.project(self.backbone.features(x))
-
-
-def build_model(backbone: str, variant: Variant, in_channels: int, num_classes: int, **backbone_kwargs):
-    if backbone not in BACKBONES:
-        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
-    model = BACKBONES[backbone](in_channels=in_channels, num_classes=num_classes, **backbone_kwargs)
-    if variant.signed:
-        model = SignedEmbedding(model)
-    return model.reset_head(kind=variant.head, fixed=variant.fixed, scale=variant.scale)
 
 
 @torch.no_grad()
@@ -192,12 +288,23 @@ def analyse(model, test: Split, num_classes: int) -> dict:
             "compactness": metrics.compactness(unit, test.y), "separability": metrics.separability(unit, test.y)}
 
 
-def run(bench: Bench, variant: Variant, seed: int, *, role: str = "eval", backbone: str = "convnet",
-        backbone_kwargs: dict | None = None, epochs: int = 3, batch_size: int = 128, momentum: float = 0.9,
-        nesterov: bool = True, schedule: str = "plateau", plateau_factor: float = 0.2, plateau_patience: int = 3,
-        augment: bool = False, device="auto", keep_model: bool = False) -> RunResult:
+def build_model(backbone: str, variant: Variant, in_channels: int, num_classes: int, widths=None) -> Model:
+    """The backbone from the model registry (`widths` for the convnet), with the variant's head."""
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    kw = {"widths": widths} if backbone == "convnet" and widths is not None else {}
+    model = create_model(BACKBONES[backbone], num_classes=num_classes, in_channels=in_channels, **kw)
+    if variant.signed:
+        model = SignedEmbedding(model)
+    return model.reset_head(kind=variant.head, fixed=variant.fixed, scale=variant.scale)
+
+
+def train_one(bench: Bench, variant: Variant, seed: int, *, role: str = "eval", backbone: str = "convnet",
+              widths=None, epochs: int = 3, batch_size: int = 128, momentum: float = 0.9, schedule: str = "plateau",
+              plateau_factor: float = 0.2, plateau_patience: int = 3, augment: bool = False, device="auto",
+              keep_model: bool = False) -> RunResult:
     """Train one model (weights and class vectors seeded by `seed`, so every variant of a seed starts
-    from the same draw) with SGD, then analyse it. schedule 'plateau' is the paper code's
+    from the same draw) with SGD (Nesterov momentum), then analyse it. schedule 'plateau' is the paper code's
     ReduceLROnPlateau on test accuracy; 'cosine' anneals the rate to 0 over `epochs`, for runs too
     short to ever reach a plateau. A run whose loss turns non-finite is kept, marked diverged, with chance
     accuracy (clean and corrupted) and NaN measurements."""
@@ -205,9 +312,9 @@ def run(bench: Bench, variant: Variant, seed: int, *, role: str = "eval", backbo
         raise ValueError(f"unknown schedule {schedule!r}; choose 'plateau' or 'cosine'")
     torch.manual_seed(seed)
     m = len(bench.classes)
-    model = build_model(backbone, variant, bench.train.x.shape[1], m, **(backbone_kwargs or {}))
+    model = build_model(backbone, variant, bench.train.x.shape[1], m, widths)
     config = TrainConfig(epochs=epochs, batch_size=batch_size, lr=variant.lr, optimizer="sgd", momentum=momentum,
-                         nesterov=nesterov, weight_decay=variant.weight_decay, seed=seed, device=str(device))
+                         nesterov=True, weight_decay=variant.weight_decay, seed=seed, device=str(device))
     if schedule == "cosine":
         sched = lambda opt: torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
     else:
@@ -231,13 +338,13 @@ def run(bench: Bench, variant: Variant, seed: int, *, role: str = "eval", backbo
                      model=model.cpu() if keep_model else None, **found)
 
 
-def choose_settings(rows: list[dict]) -> dict:
+def choose_settings(rows) -> dict:
     """From the selection runs' rows: per dataset, the learned dot-product model's learning rate and the
     best S of learned and of fixed cosine models, each by the highest mean best accuracy. Pure, so the
-    claims can redo the choice from the results file."""
-    df = pd.DataFrame([r for r in rows if r["role"] == "select"])
+    claims can redo the choice from the rows."""
+    df = pd.DataFrame([asdict(r) for r in model_rows(rows, "select")])
     out = {}
-    for name, d in df.groupby("dataset", sort=False):
+    for name, d in (df.groupby("dataset", sort=False) if len(df) else ()):
         dot = d[(d["head"] == "dot") & ~d.fixed]
         choice = {"lr learned dot": float(dot.groupby("lr").best_acc.mean().idxmax())}
         for fixed, key in ((False, "S learned"), (True, "S fixed")):
@@ -248,30 +355,55 @@ def choose_settings(rows: list[dict]) -> dict:
     return out
 
 
-def run_study(benches: dict[str, Bench], *, seeds: list[int], selection_seeds: list[int], scales: list[float],
-              grid_datasets: list[str], lr: float = 0.1, learned_dot_lrs=(0.001, 0.1), wd_dot: float = 5e-4,
-              wd_cosine: float = 0.0, signed_extension: bool = True, **train_kwargs) -> list[RunResult]:
-    """Every model of the study. On `selection_seeds`: the learned dot-product model at each of
-    `learned_dot_lrs` and, on the grid datasets, learned and fixed cosine models at every S. Then on
-    `seeds`: the learned dot-product model at its chosen rate, the fixed one, cosine models at every S
-    (S = 1 only outside the grid datasets) and, if asked, a fixed cosine S = 1 model whose embedding can
-    take both signs. The models of the first seed are kept for pictures."""
+def run_study(benches: dict[str, Bench], params: Params) -> list[RunResult]:
+    """Every model of the study. On the selection seeds: the learned dot-product model at each of
+    `learned_dot_lrs` and, on the grid datasets, learned and fixed cosine models at every S. Then on the
+    evaluation seeds: the learned dot-product model at its chosen rate, the fixed one, cosine models at every S
+    (S = 1 only outside the grid datasets) and, with `signed_extension`, a fixed cosine S = 1 model whose
+    embedding can take both signs. The models of the first evaluation seed are kept for pictures."""
+    p = params
+    seeds, selection_seeds = p.eval_seeds, p.selection_seed_list
     if set(seeds) & set(selection_seeds):
         raise ValueError("selection seeds must differ from evaluation seeds: a choice made on the runs it is "
                          "judged on would favour it")
+    train = dict(backbone=p.backbone, widths=p.widths, epochs=p.epochs, batch_size=p.batch_size,
+                 momentum=p.momentum, schedule=p.schedule, plateau_factor=p.plateau_factor,
+                 plateau_patience=p.plateau_patience, augment=p.augment, device=str(resolve_device(p.device)))
     calls = []
     for name, bench in benches.items():
-        grid = [float(s) for s in scales] if name in grid_datasets else []
-        variants = [Variant("dot", False, lr=a, weight_decay=wd_dot) for a in learned_dot_lrs]
-        variants += [Variant("cosine", f, s, lr, wd_cosine) for s in grid for f in (False, True)]
-        calls += [partial(run, bench, v, s, role="select", **train_kwargs) for s in selection_seeds for v in variants]
+        grid = [float(s) for s in p.scales] if name in p.grid_datasets else []
+        variants = [Variant("dot", False, lr=a, weight_decay=p.weight_decay_dot) for a in p.learned_dot_lrs]
+        variants += [Variant("cosine", f, s, p.lr, p.weight_decay_cosine) for s in grid for f in (False, True)]
+        calls += [partial(train_one, bench, v, s, role="select", **train) for s in selection_seeds for v in variants]
     runs = cached_runs(calls)
-    chosen = choose_settings([r.row() for r in runs])
+    chosen = choose_settings([row for r in runs for row in r.rows()])
     calls = []
     for name, bench in benches.items():
-        variants = paper_variants(scales if name in grid_datasets else [1.0], lr=lr,
-                                  lr_learned_dot=chosen[name]["lr learned dot"], wd_dot=wd_dot, wd_cosine=wd_cosine)
-        if signed_extension and name in grid_datasets:
-            variants.append(Variant("cosine", True, 1.0, lr, wd_cosine, signed=True))
-        calls += [partial(run, bench, v, s, keep_model=s == seeds[0], **train_kwargs) for s in seeds for v in variants]
+        variants = paper_variants(p.scales if name in p.grid_datasets else [1.0], lr=p.lr,
+                                  lr_learned_dot=chosen[name]["lr learned dot"], weight_decay_dot=p.weight_decay_dot,
+                                  weight_decay_cosine=p.weight_decay_cosine)
+        if p.signed_extension and name in p.grid_datasets:
+            variants.append(Variant("cosine", True, 1.0, p.lr, p.weight_decay_cosine, signed=True))
+        calls += [partial(train_one, bench, v, s, keep_model=s == seeds[0], **train) for s in seeds for v in variants]
     return runs + cached_runs(calls)
+
+
+@dataclass
+class Runs:
+    """Everything the notebook shows: the rows the claims are decided on, the trained runs (with the first
+    seed's models, for the pictures), the prepared datasets and the settings chosen on the selection seeds."""
+    rows: list
+    results: list[RunResult]
+    benches: dict[str, Bench]
+    chosen: dict
+
+
+def run(params: Params) -> Runs:
+    """The whole study of the notebook: load every dataset (all before any training, so that a missing one
+    stops the run at once), train every model (`run_study`), and give back its rows."""
+    benches = {d: prepare(d, train_size=params.train_size, test_size=params.test_size, seed=params.seed,
+                          device=params.device, corruptions=params.corruptions if d in params.grid_datasets else None)
+               for d in params.datasets}
+    results = run_study(benches, params)
+    rows = [row for r in results for row in r.rows()]
+    return Runs(rows, results, benches, choose_settings(rows))

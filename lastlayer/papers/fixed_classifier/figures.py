@@ -1,8 +1,11 @@
-"""Tables and figures of the fixed_classifier notebook, from the runs (`RunResult`) or their rows (dicts).
+"""Tables and figures of the fixed_classifier notebook, from the trained runs (`RunResult`) or their rows
+(`Row`, `CorruptionRow`).
 
 Tables give 'mean ± sd' over the evaluation seeds; figures use the models kept for the first seed.
 """
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,27 +13,38 @@ import pandas as pd
 import torch
 
 from lastlayer import metrics
+from lastlayer.numbers import fmt_mean_sd
 from lastlayer.papers.fixed_classifier import reference as ref
+from lastlayer.papers.fixed_classifier.experiments import corruption_rows, model_rows
 
 DATASET_NAMES = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "stl10": "STL-10", "cifar10": "CIFAR-10",
                  "cifar100": "CIFAR-100"}
 
 
-def _fmt(values, digits=3, scale=1.0) -> str:
-    v = np.asarray(values, float) * scale
-    v = v[np.isfinite(v)]
-    if not len(v):
-        return "n/a"
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
-
-
 def _frame(rows, role="eval") -> pd.DataFrame:
-    return pd.DataFrame([r for r in rows if role is None or r["role"] == role])
+    """The models' `Row`s of `role` (None: every role) as a data frame."""
+    return pd.DataFrame([asdict(r) for r in model_rows(rows, role)])
+
+
+MODEL_KEY = ["dataset", "variant", "lr", "seed"]
+
+
+def _with_corruptions(rows) -> tuple[pd.DataFrame, list[str]]:
+    """The evaluation models tested under every corruption (signed ones left out), with a column of accuracy
+    per corruption setting ('jpeg@20'), and those settings in the order they were run."""
+    df, bad = _frame(rows), pd.DataFrame([asdict(r) for r in corruption_rows(rows)])
+    if not len(bad) or not len(df):
+        return df.iloc[:0], []
+    bad["setting"] = [f"{c}@{s:g}" for c, s in zip(bad.corruption, bad.severity)]
+    keys = list(dict.fromkeys(bad.setting))
+    for k in keys:
+        df = df.merge(bad[bad.setting == k][MODEL_KEY + ["acc"]].rename(columns={"acc": k}), on=MODEL_KEY, how="left")
+    return df[df[keys].notna().all(axis=1) & ~df.signed], keys
 
 
 def _table(df, columns: dict, by=("dataset", "variant"), digits=3, scale=1.0) -> pd.DataFrame:
     """'mean ± sd' of each column (renamed by `columns`) per group, groups in the order they first appear."""
-    t = df.groupby(list(by), sort=False)[list(columns)].agg(lambda v: _fmt(v, digits, scale))
+    t = df.groupby(list(by), sort=False)[list(columns)].agg(lambda v: fmt_mean_sd(v, scale=scale, digits=digits))
     t["runs"] = df.groupby(list(by), sort=False).size()
     return t.rename(columns=columns)
 
@@ -70,7 +84,7 @@ def best_s_table(rows, chosen: dict) -> pd.DataFrame:
                 sel = df[(df.dataset == d) & (df["head"] == "cosine") & (df.fixed == fixed) & (df.scale == choice[key])
                          & ~df.signed]
                 out.append({"dataset": d, "model": f"{'fixed' if fixed else 'learned'} cosine", "chosen S": f"{choice[key]:g}",
-                            "best acc (%)": _fmt(sel.best_acc, 1, 100), "runs": len(sel)})
+                            "best acc (%)": fmt_mean_sd(sel.best_acc, scale=100, digits=1), "runs": len(sel)})
     return pd.DataFrame(out).set_index(["dataset", "model"]) if out else pd.DataFrame()
 
 
@@ -104,16 +118,14 @@ def spearman_table(rows) -> pd.DataFrame:
 
 def robustness_table(rows, chosen: dict) -> pd.DataFrame:
     """Table 6: clean accuracy and the accuracy drop under every corruption (points), per model."""
-    df = _frame(rows)
-    keys = [k for k in df.columns if k.startswith("acc ")]
-    df = df[df[keys].notna().all(axis=1) & ~df.signed] if keys else df.iloc[:0]
+    df, keys = _with_corruptions(rows)
     if not len(df):
         return pd.DataFrame()
     models = _robust_models(df, chosen)
     out = {}
     for name, d in models.items():
-        out[name] = {"clean (%)": _fmt(d.best_acc, 1, 100),
-                     **{f"drop {k[4:]}": _fmt(d.best_acc - d[k], 1, 100) for k in keys}}
+        out[name] = {"clean (%)": fmt_mean_sd(d.best_acc, scale=100, digits=1),
+                     **{f"drop {k}": fmt_mean_sd(d.best_acc - d[k], scale=100, digits=1) for k in keys}}
     return pd.DataFrame(out).T
 
 
@@ -129,15 +141,15 @@ def _robust_models(df, chosen):
     return out
 
 
-def kept(runs, dataset: str) -> dict:
+def kept(results, dataset: str) -> dict:
     """{variant name: run} of the runs whose trained model was kept (the first evaluation seed)."""
-    return {r.variant.name: r for r in runs if r.dataset == dataset and r.model is not None and r.role == "eval"}
+    return {r.variant.name: r for r in results if r.dataset == dataset and r.model is not None and r.role == "eval"}
 
 
-def cosine_matrices(runs, dataset: str, classes: list[str], big_s: float = 20.0):
+def cosine_matrices(results, dataset: str, classes: list[str], big_s: float = 20.0):
     """Figures 2 and 4 (left, middle): cosine between class vectors of learned and fixed dot-product models
     and of learned cosine models at S = 1 and `big_s`."""
-    k = kept(runs, dataset)
+    k = kept(results, dataset)
     panels = [n for n in ("learned dot", "fixed dot", "learned cosine S=1", f"learned cosine S={big_s:g}") if n in k]
     fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels) + 0.6, 3.0), squeeze=False)
     ticks = classes if len(classes) <= 20 else []
@@ -151,9 +163,9 @@ def cosine_matrices(runs, dataset: str, classes: list[str], big_s: float = 20.0)
     return fig
 
 
-def confusion_scatter(runs, dataset: str):
+def confusion_scatter(results, dataset: str):
     """Figures 2 and 4 (right): confusions i -> j against cos(w_i, w_j), learned models and a fixed one."""
-    k = kept(runs, dataset)
+    k = kept(results, dataset)
     names = [n for n in ("learned dot", "learned cosine S=1", "fixed dot") if n in k]
     fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), sharey=True, squeeze=False)
     for ax, name in zip(axes[0], names):
@@ -165,10 +177,10 @@ def confusion_scatter(runs, dataset: str):
     return fig
 
 
-def feature_views(runs, dataset: str, test, classes: list[str], points: int = 1500, seed: int = 0):
+def feature_views(results, dataset: str, test, classes: list[str], points: int = 1500, seed: int = 0):
     """Figures 3 and 5: test embeddings on their first two principal components (unit length for cosine
     models), learned and fixed dot-product and cosine S = 1 models."""
-    k = kept(runs, dataset)
+    k = kept(results, dataset)
     names = [n for n in ("learned dot", "fixed dot", "learned cosine S=1", "fixed cosine S=1") if n in k]
     idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:points]
     y = test.y[idx].cpu().numpy()
@@ -188,13 +200,11 @@ def feature_views(runs, dataset: str, test, classes: list[str], points: int = 15
 
 def corruption_drops(rows, chosen: dict):
     """Table 6 as a figure: accuracy drop (points) under each corruption and severity, mean ± sd over seeds."""
-    df = _frame(rows)
-    keys = [k for k in df.columns if k.startswith("acc ")]
-    df = df[df[keys].notna().all(axis=1) & ~df.signed]
-    kinds = list(dict.fromkeys(k[4:].split("@")[0] for k in keys))
+    df, keys = _with_corruptions(rows)
+    kinds = list(dict.fromkeys(k.split("@")[0] for k in keys))
     fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.0), sharey=True, squeeze=False)
     for ax, kind in zip(axes[0], kinds):
-        ks = [k for k in keys if k[4:].startswith(kind + "@")]
+        ks = [k for k in keys if k.startswith(kind + "@")]
         for name, d in _robust_models(df, chosen).items():
             drops = np.array([100 * (d.best_acc - d[k]).to_numpy() for k in ks])
             ax.errorbar([k.split("@")[1] for k in ks], drops.mean(1), yerr=drops.std(1, ddof=1) if drops.shape[1] > 1 else None,
@@ -231,32 +241,38 @@ def _mean(df, **where) -> float:
     return float(df.best_acc.mean()) if len(df) else float("nan")
 
 
-def summary_metrics(rows, chosen: dict, bounds: dict) -> dict:
+def bounds(rows) -> dict:
+    """`bound_summary` of every dataset of the evaluation runs, in their order."""
+    return {d: bound_summary(rows, d) for d in dict.fromkeys(r.dataset for r in model_rows(rows))}
+
+
+def summary_metrics(runs) -> dict:
     """The report's metrics: mean best accuracy per dataset and model, the settings chosen, the bounds."""
-    df = _frame(rows)
+    df, models = _frame(runs.rows), model_rows(runs.rows, None)
     acc = {d: {v: _mean(g, variant=v) for v in g.variant.unique()} for d, g in df.groupby("dataset", sort=False)}
-    return {"accuracy": acc, "chosen": chosen, "fixed_cosine_s1": bounds,
-            "seeds": int(df.seed.nunique()) if len(df) else 0, "diverged_runs": int(sum(r["diverged"] for r in rows)),
-            "runs": len(rows)}
+    return {"accuracy": acc, "chosen": runs.chosen, "fixed_cosine_s1": bounds(runs.rows),
+            "seeds": int(df.seed.nunique()) if len(df) else 0, "diverged_runs": int(sum(r.diverged for r in models)),
+            "runs": len(models)}
 
 
-def glue_values(results, rows, chosen: dict, bounds: dict) -> dict:
-    """The numbers and verdicts the notebook's narrative quotes, by name."""
-    df = _frame(rows)
+def glue_values(decided, runs) -> dict:
+    """The numbers and verdicts the notebook's narrative quotes, by name (`decided`: `claims.decide`)."""
+    df = _frame(runs.rows)
     first = df.dataset.iloc[0]
     f = df[df.dataset == first]
-    out = {f"v_{c.id.replace('-', '_')}": d.verdict for c, d, _ in results}
-    counts = verdict_counts(results)
+    out = {f"v_{c.id.replace('-', '_')}": d.verdict for c, d, _ in decided}
+    counts = verdict_counts(decided)
     out.update({f"n_{v.replace(' ', '_')}": counts.get(v, 0) for v in
                 ("reproduced", "partly", "not reproduced", "inconclusive", "not testable")})
-    c = chosen.get(first, {})
+    c = runs.chosen.get(first, {})
+    b = bound_summary(runs.rows, first)
     signed = f[f.signed]
-    out.update(n_claims=len(results), n_seeds=int(df.seed.nunique()),
-               n_selection=len({r["seed"] for r in rows if r["role"] == "select"}),
+    out.update(n_claims=len(decided), n_seeds=int(df.seed.nunique()),
+               n_selection=len({r.seed for r in model_rows(runs.rows, "select")}),
                first_dataset=DATASET_NAMES.get(first, first), lr_learned_dot=f"{c.get('lr learned dot', float('nan')):g}",
                s_learned=f"{c['S learned']:g}" if "S learned" in c else "n/a",
                s_fixed=f"{c['S fixed']:g}" if "S fixed" in c else "n/a",
-               bound_first=bounds[first]["bound"], share_first=bounds[first]["share"],
+               bound_first=b["bound"], share_first=b["share"],
                signed_cos=float(signed.image_class_cosine.mean()) if len(signed) else float("nan"),
                dot_gain_first=100 * (_mean(f, head="dot", fixed=True) - _mean(f, head="dot", fixed=False)),
                cos_gain_first=100 * (_mean(f[~f.signed], head="cosine", fixed=True, scale=1.0)

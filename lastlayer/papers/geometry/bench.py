@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lastlayer.book.bench import median_time
+from lastlayer.timing import median_time
 from lastlayer.models import create_model
 
 TITLE = "Geometry, paper scale: one ResNet-101 training step (2-D embedding, 28x28 inputs, Adam)"

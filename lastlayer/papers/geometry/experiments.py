@@ -8,7 +8,8 @@ the plane where its vector wins. This module holds the paper's pieces:
   the guided one frozen (a fixed, equally spaced classifier);
 - the exact area of each class (a class owns a wedge iff its vector is a vertex of the convex hull of all
   class vectors); the angle each vector turns through in training;
-- a callback recording the class vectors, and one call that trains one arm of the comparison.
+- a callback recording the class vectors, one call that trains one arm of the comparison, and `run`, which
+  trains every arm of the notebook's parameters (`Params`) and returns the rows the claims are decided from.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch.nn as nn
 
 from lastlayer.data import Split, load
 from lastlayer.heads import freeze
-from lastlayer.models.embed2d import Embed2dCNN, Embed2dResNet101
+from lastlayer.models import create_model
 from lastlayer.training.cache import cached_runs
 from lastlayer.training.trainer import Callback, TrainConfig, apply_batched, evaluate, fit, resolve_device, seed_everything
 
@@ -31,7 +32,32 @@ ARM_LABELS = {"random": "random init", "guided": "guided init",
               "spaced": "equally spaced, random order", "norm": "random init, norms constrained",
               "fixed": "fixed, equally spaced (guided order)"}
 LAYOUTS = ("zigzag", "ring")
-BACKBONES = ("cnn", "resnet101")
+BACKBONES = {"cnn": "embed2d_cnn", "resnet101": "embed2d_resnet101"}  # backbone parameter -> registered model
+
+
+@dataclass(frozen=True)
+class Params:
+    """The parameters cell of notebooks/geometry.ipynb, one field per name (the cell holds the defaults,
+    the profiles of paper.yml override them)."""
+    dataset: str
+    p: float
+    digit_order: list[int]
+    data_seed: int
+    test_per_class: int | None
+    backbone: str
+    epochs: int
+    batch_size: int
+    lr: float
+    milestones: list[int]
+    gamma: float
+    weight_decay: float
+    arms: list[str]
+    n_seeds: int
+    guided_layout: str
+    constrain_norm: float
+    seed: int
+    device: str
+    cpu_threads: int | None
 
 
 # --- the long-tailed training set ------------------------------------------------------------------
@@ -238,6 +264,23 @@ class ClassifierRecorder(Callback):
 
 # --- one arm of the comparison ---------------------------------------------------------------------
 
+@dataclass(frozen=True)
+class Row:
+    """One run's measurements, which the claims are decided from (one row of the results' `runs`)."""
+    arm: str
+    seed: int
+    train_acc: float
+    test_acc: float
+    no_area: int                  # classes that end without area
+    no_area_classes: str          # which ones, space-separated class indices
+    rare_no_area: int             # of them, in the rarer half of the classes by training count
+    frequent_no_area: int         # in the more frequent half
+    median_turn: float            # degrees, median over classes of the angle turned in training
+    p90_turn: float               # its 90th percentile
+    order_kept: bool              # the vectors end in their initial cyclic order
+    epochs_to_95: int             # first epoch at 95% of the final (running) train accuracy
+
+
 @dataclass
 class GeometryRun:
     """One training of one arm with one seed, and what the geometric analysis needs from it."""
@@ -274,24 +317,22 @@ class GeometryRun:
     def turns(self) -> np.ndarray:
         return turn_angles(self.trajectory[0], self.trajectory[-1])
 
-    def row(self) -> dict:
-        """The flat per-run measurements the claims are decided from (one row of the results' `runs`)."""
-        lost, turns = self.no_area, self.turns
-        return {"arm": self.arm, "seed": self.seed, "train_acc": self.train_acc, "test_acc": self.test_acc,
-                "no_area": len(lost), "no_area_classes": " ".join(map(str, lost)),
-                "rare_no_area": sum(k in self.rare for k in lost),
-                "frequent_no_area": sum(k not in self.rare for k in lost),
-                "median_turn": float(np.median(turns)), "p90_turn": float(np.percentile(turns, 90)),
-                "order_kept": angular_order(self.trajectory[0]) == angular_order(self.weight),
-                "epochs_to_95": epochs_to(self.history["train_acc"])}
+    def row(self) -> Row:
+        lost, turns, rare = self.no_area, self.turns, self.rare
+        return Row(arm=self.arm, seed=self.seed, train_acc=self.train_acc, test_acc=self.test_acc,
+                   no_area=len(lost), no_area_classes=" ".join(map(str, lost)),
+                   rare_no_area=sum(k in rare for k in lost), frequent_no_area=sum(k not in rare for k in lost),
+                   median_turn=float(np.median(turns)), p90_turn=float(np.percentile(turns, 90)),
+                   order_kept=angular_order(self.trajectory[0]) == angular_order(self.weight),
+                   epochs_to_95=epochs_to(self.history["train_acc"]))
 
 
-def make_model(backbone: str = "cnn", classes: int = 10, constrain_norm: float | None = None) -> nn.Module:
-    if backbone == "cnn":
-        return Embed2dCNN(classes, constrain_norm=constrain_norm)
-    if backbone == "resnet101":
-        return Embed2dResNet101(classes, constrain_norm=constrain_norm)
-    raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+def make_model(backbone: str = "cnn", classes: int = 10, constrain_norm: float | None = None,
+               in_channels: int = 1) -> nn.Module:
+    if backbone not in BACKBONES:
+        raise ValueError(f"unknown backbone {backbone!r}; choose one of {', '.join(BACKBONES)}")
+    return create_model(BACKBONES[backbone], num_classes=classes, in_channels=in_channels,
+                        constrain_norm=constrain_norm)
 
 
 def train_arm(arm: str, seed: int, train: Split, test: Split, config: TrainConfig, *, backbone: str = "cnn",
@@ -311,7 +352,7 @@ def train_arm(arm: str, seed: int, train: Split, test: Split, config: TrainConfi
     classes = len(train.classes) or int(train.y.max()) + 1
     counts = class_counts(train, classes)
     seed_everything(seed)
-    model = make_model(backbone, classes, constrain_norm if arm == "norm" else None)
+    model = make_model(backbone, classes, constrain_norm if arm == "norm" else None, int(train.x.shape[1]))
     if arm in ("guided", "fixed"):
         init_directions(model.head, guided_directions(counts, layout))
     if arm == "spaced":
@@ -349,3 +390,29 @@ def compare(arms, seeds, train: Split, test: Split, config: TrainConfig, **kwarg
     """Every arm with every seed (see `train_arm`), each run through the run cache: a rerun with the same
     inputs loads it, a stopped profile resumes where it stopped, and `run --workers N` trains N at once."""
     return cached_runs([partial(train_arm, arm, seed, train, test, config, **kwargs) for arm in arms for seed in seeds])
+
+
+# --- the notebook's one call -----------------------------------------------------------------------
+
+@dataclass
+class Runs:
+    """What `run` returns: the rows the claims are decided from, the runs themselves (the figures need their
+    vectors, curves and embeddings), and the training set's classes and counts the tables show."""
+    rows: list[Row]
+    runs: list[GeometryRun]
+    classes: list[str]
+    counts: np.ndarray            # long-tailed training images per class
+    balanced_counts: np.ndarray   # the balanced training set's images per class
+
+
+def run(params: Params) -> Runs:
+    """Every arm of `params.arms` with seeds `params.seed`, ..., `params.seed + params.n_seeds - 1` on the
+    long-tailed data of `params` (see `train_arm`, `long_tail_data`)."""
+    train, test, balanced = long_tail_data(params.dataset, params.p, params.digit_order, params.data_seed,
+                                           params.test_per_class)
+    config = TrainConfig(epochs=params.epochs, batch_size=params.batch_size, lr=params.lr, optimizer="adam",
+                         weight_decay=params.weight_decay, device=params.device)
+    runs = compare(params.arms, range(params.seed, params.seed + params.n_seeds), train, test, config,
+                   backbone=params.backbone, milestones=tuple(params.milestones), gamma=params.gamma,
+                   layout=params.guided_layout, constrain_norm=params.constrain_norm)
+    return Runs([r.row() for r in runs], runs, list(train.classes), class_counts(train), balanced)

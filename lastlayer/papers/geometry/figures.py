@@ -1,7 +1,7 @@
 """The figures and tables of the geometry chapter: one call per figure or table in the notebook.
 
-Figures take the `GeometryRun`s (they need the vectors and the embeddings); tables take the flat rows of
-`GeometryRun.row()`, the same rows the claims are decided from.
+Figures take the `GeometryRun`s (`Runs.runs`: they need the vectors and the embeddings); tables take the rows
+(`Runs.rows`, `experiments.Row`), the same rows the claims are decided from.
 """
 from __future__ import annotations
 
@@ -9,6 +9,8 @@ import numpy as np
 import pandas as pd
 import matplotlib.pyplot as plt
 from matplotlib.patches import Wedge
+
+from lastlayer.numbers import fmt_mean_sd
 
 from . import experiments as g
 from . import reference as ref
@@ -22,11 +24,6 @@ def _by_arm(runs) -> dict[str, list]:
     for r in runs:
         out.setdefault(r.arm, []).append(r)
     return out
-
-
-def _pm(v, scale=100, digits=1, unit="%") -> str:
-    v = np.asarray(v, float) * scale
-    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}{unit}" if len(v) > 1 else f"{v.mean():.{digits}f}{unit}"
 
 
 # --- Figure 2: the training set ----------------------------------------------------------------------
@@ -137,8 +134,8 @@ def turn_table(rows) -> pd.DataFrame:
     df = df[df.arm != "fixed"]  # frozen: nothing turns
     return df.groupby("arm", sort=False).agg(
         runs=("seed", "size"),
-        **{"median turn (°)": ("median_turn", lambda v: _pm(v, 1, 1, "")),
-           "90th percentile turn (°)": ("p90_turn", lambda v: _pm(v, 1, 1, "")),
+        **{"median turn (°)": ("median_turn", fmt_mean_sd),
+           "90th percentile turn (°)": ("p90_turn", fmt_mean_sd),
            "order kept": ("order_kept", lambda v: f"{100 * np.mean(v):.0f}% of runs")})
 
 
@@ -184,11 +181,11 @@ def summary_table(rows, arms) -> pd.DataFrame:
         test, lost = values(runs, arm, "test_acc"), values(runs, arm, "no_area")
         ranges = triple_ranges(test)
         out[g.ARM_LABELS[arm]] = {
-            "runs": str(len(test)), "train accuracy": _pm(values(runs, arm, "train_acc")),
-            "test accuracy": _pm(test),
-            "test range of 3 runs": _pm(ranges, unit=" points") if len(ranges) else "-",
+            "runs": str(len(test)), "train accuracy": fmt_mean_sd(values(runs, arm, "train_acc"), scale=100, unit="%"),
+            "test accuracy": fmt_mean_sd(test, scale=100, unit="%"),
+            "test range of 3 runs": fmt_mean_sd(ranges, scale=100, unit=" points") if len(ranges) else "-",
             "classes without area": f"{lost.mean():.2f} per run, {int((lost > 0).sum())} runs",
-            "epochs to 95%": _pm(values(runs, arm, "epochs_to_95"), 1, 1, "")}
+            "epochs to 95%": fmt_mean_sd(values(runs, arm, "epochs_to_95"))}
     lo, hi = ref.RANDOM_TEST_ACC
     out["paper: random init"] = {
         "runs": str(ref.RUNS), "train accuracy": f"{100 * ref.RANDOM_TRAIN_ACC[0]:.0f}-{100 * ref.RANDOM_TRAIN_ACC[1]:.0f}%",
@@ -206,7 +203,7 @@ def no_area_table(rows, classes, counts, arms) -> pd.DataFrame:
     runs = by_arm(rows)
     table = pd.DataFrame({"training images": [int(c) for c in counts]}, index=pd.Index(classes, name="class"))
     for arm in [a for a in arms if a in runs]:
-        lost = [str(r["no_area_classes"]).split() for r in runs[arm].values()]
+        lost = [r.no_area_classes.split() for r in runs[arm].values()]
         table[arm] = [f"{sum(str(k) in l for l in lost)} / {len(lost)}" for k in range(len(classes))]
     return table
 
