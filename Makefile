@@ -9,7 +9,7 @@ PAPER   ?=
 ARGS    ?=
 SANITIZE := tests/nbval/sanitize.cfg
 
-.PHONY: env book html run status params test nbval-refresh bench clean
+.PHONY: env venv-check book html run status params test nbval-refresh bench clean screenshots
 
 env: $(VENV)/.installed   ## create .venv with the pinned dependencies (about 6 GB with torch's CUDA libraries)
 $(VENV)/.installed: requirements.txt pyproject.toml
@@ -19,30 +19,38 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	"$(PY)" -m pip install --quiet --no-deps -e .
 	touch "$@"
 
-book: env            ## execute every notebook with $(PROFILE) (unchanged ones are skipped), then build the HTML
+# Every other target uses the venv as it is: only `make env` installs (a venv made by hand, or one older than
+# requirements.txt, is never reinstalled behind the user's back). A missing one is installed once, as `make env`.
+venv-check:
+	@if [ ! -x "$(PY)" ]; then "$(MAKE)" --no-print-directory env; \
+	elif [ ! -e "$(VENV)/.installed" ] || [ requirements.txt -nt "$(VENV)/.installed" ] || \
+	     [ pyproject.toml -nt "$(VENV)/.installed" ]; then \
+	  echo "note: $(VENV) is older than requirements.txt (or was not installed by make): \`make env\` updates it; going on with it as it is" >&2; fi
+
+book: venv-check  ## execute every notebook with $(PROFILE) (unchanged ones are skipped), then build the HTML
 	"$(PY)" -m lastlayer book --profile "$(PROFILE)"
 
-html: env            ## build the HTML from the executed notebooks in book/executed (no execution)
+html: venv-check  ## build the HTML from the executed notebooks in book/executed (no execution)
 	"$(PY)" -m lastlayer html
 
-run: env             ## make run PAPER=digit_pairs PROFILE=smoke ARGS='-p epochs 3 --force'
+run: venv-check  ## make run PAPER=digit_pairs PROFILE=smoke ARGS='-p epochs 3 --force'
 	@test -n "$(PAPER)" || { echo "usage: make run PAPER=<id> [PROFILE=cpu] [ARGS='-p NAME VALUE --force']" >&2; exit 2; }
 	"$(PY)" -m lastlayer run "$(PAPER)" --profile "$(PROFILE)" $(ARGS)
 
-status: env          ## each paper's last run: current or stale for today's code
+status: venv-check  ## each paper's last run: current or stale for today's code
 	"$(PY)" -m lastlayer status
 
-params: env          ## make params PAPER=digit_pairs: parameters, types, profiles, constraints, help
+params: venv-check  ## make params PAPER=digit_pairs: parameters, types, profiles, constraints, help
 	@test -n "$(PAPER)" || { echo "usage: make params PAPER=<id>" >&2; exit 2; }
 	"$(PY)" -m lastlayer params "$(PAPER)"
 
-test: env            ## unit tests, then every notebook's smoke reference re-executed and its checked cells compared
+test: venv-check  ## unit tests, then every notebook's smoke reference re-executed and its checked cells compared
 	"$(PY)" -m pytest tests --nbval-lax --nbval-sanitize-with "$(SANITIZE)" -p no:cacheprovider
 
-nbval-refresh: env   ## re-execute the smoke references in tests/nbval (all, or PAPER=<id>): accepts new numbers
+nbval-refresh: venv-check  ## re-execute the smoke references in tests/nbval (all, or PAPER=<id>): accepts new numbers
 	"$(PY)" -m lastlayer nbval-refresh $(PAPER)
 
-bench: env           ## speed of the trainer against the canonical loop and the compute floor (per device)
+bench: venv-check  ## speed of the trainer against the canonical loop and the compute floor (per device)
 	"$(PY)" -m lastlayer bench
 
 clean:

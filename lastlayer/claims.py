@@ -16,7 +16,7 @@ import numpy as np
 
 from . import stats
 from .stats import Decision
-from .numbers import format_interval
+from .numbers import UNITS, format_interval, unit_scale
 
 NOT_TESTABLE = "not testable"
 SETTINGS = ("paper setup", "proxy: ", "extension")
@@ -37,17 +37,18 @@ def _canon(obj):
     raise TypeError(f"cannot declare a parameter of type {type(obj).__name__}: {obj!r}")
 
 
-def describe(rule: str, parameters: dict, parts: str = "", correction: str = "") -> str:
-    """The rule in plain sentences, written by the rule object from its declared parameters; for a claim of
-    several parts, what a part is and how the parts combine (`stats.combine`)."""
+def describe(rule: str, parameters: dict, parts: str = "", correction: str = "", unit: str = "") -> str:
+    """The rule in plain sentences, written by the rule object from its declared parameters, its boundaries in
+    `unit` (the unit the claim's numbers are written in); for a claim of several parts, what a part is and how
+    the parts combine (`stats.combine`)."""
     if rule == NOT_TESTABLE:
         return "Not testable here: no measurement decides it."
     r = stats.make_rule(rule, parameters)
     if not parts:
-        return r.describe()
+        return r.describe(unit=unit)
     alpha_text = f"{100 * (1 - r.alpha):g}%-family (alpha {r.alpha:g} / k for k parts, Bonferroni)" \
         if correction == "bonferroni" else None
-    return f"For each {parts}: {r.describe(alpha_text)} {stats.COMBINE_RULE}"
+    return f"For each {parts}: {r.describe(alpha_text, unit=unit)} {stats.COMBINE_RULE}"
 
 
 @dataclass(frozen=True)
@@ -63,6 +64,8 @@ class Claim:
     parts: str = ""       # for a claim decided part by part: what one part is ("model", "dataset")
     correction: str = ""  # "bonferroni": each of k parts is decided at alpha / k, k known when decided
     revised: str = ""
+    unit: str = ""        # how the book writes its numbers: "" as measured, "points" (x100, a difference of
+    #                       fractions), "%" (x100, a share); the criterion's boundaries and `ours` use it alike
 
     def __post_init__(self):
         where = f"claim {self.id!r}"
@@ -86,6 +89,8 @@ class Claim:
                 stats.make_rule(self.rule, self.parameters)
             except (ValueError, TypeError) as e:
                 raise ValueError(f"{where}: {e}") from None
+        if self.unit not in UNITS:
+            raise ValueError(f"{where}: unit must be one of {sorted(UNITS)}, got {self.unit!r}")
         if self.correction not in ("", "bonferroni") or (self.correction and not self.parts):
             raise ValueError(f"{where}: correction must be '' or 'bonferroni', and needs `parts`")
         try:
@@ -95,16 +100,17 @@ class Claim:
 
     @property
     def declaration_hash(self) -> str:
-        # only what differs from the defaults: a field added to the schema later leaves old hashes as they were
+        # only what differs from the defaults: a field added to the schema later leaves old hashes as they were;
+        # `revised` (the reason for a change) and `unit` (how numbers are written, not what decides) never enter
         default = lambda f: f.default_factory() if f.default_factory is not MISSING else f.default
         body = {f.name: _canon(getattr(self, f.name)) for f in fields(self)
-                if f.name != "revised" and getattr(self, f.name) != default(f)}
+                if f.name not in ("revised", "unit") and getattr(self, f.name) != default(f)}
         text = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
     def rule_criterion(self) -> str:
-        return describe(self.rule, self.parameters, self.parts, self.correction)
+        return describe(self.rule, self.parameters, self.parts, self.correction, self.unit)
 
     def decide(self, *args, **kwargs) -> Decision:
         """Run the declared rule on measurements; extra keywords (e.g. paired, seed) may add, not override."""
@@ -124,21 +130,34 @@ class Claim:
             raise ValueError(f"claim {self.id!r}: entry needs a Decision, got {type(decision).__name__}")
         d = decision.to_dict()
         if ours is None:
-            ours = _ours(decision)
+            ours = _ours(decision, self.unit)
         return {"id": self.id, "statement": self.statement, "paper": self.paper, "ours": ours,
                 "estimate": d["estimate"], "interval": d["interval"], "n": d["n"], "n_needed": d["n_needed"],
                 "rule": self.rule, "rule_parameters": _canon(self.parameters),
                 "declaration_hash": self.declaration_hash, "setting": self.setting, "verdict": d["verdict"],
                 "criterion": self.rule_criterion, "estimand": self.estimand, "why": self.why,
-                "detail": d["detail"], "parts": d["parts"], "revised": self.revised}
+                "detail": d["detail"], "parts": d["parts"], "revised": self.revised, "unit": self.unit}
 
 
-def _ours(decision: Decision) -> str:
+def ours(decision: Decision, unit: str = "", label: str | None = None, digits: int | None = None,
+         sign: bool = False) -> str:
+    """A decision in words, in `unit`: 'fashion_mnist: -2.1 [-4.9, +0.7] points (n = 4)', each part of a
+    combined claim after the other with its label. The interval is the one that decided."""
     if decision.verdict == NOT_TESTABLE:
         return decision.detail
     if decision.estimate is None:  # a combined claim: its parts, one after the other
-        return "; ".join(_ours(p) for p in decision.parts) or decision.detail
-    return format_interval(decision.estimate, decision.interval, decision.n)
+        return "; ".join(ours(p, unit, digits=digits, sign=sign) for p in decision.parts) or decision.detail
+    scale, suffix = unit_scale(unit)
+    digits = (1 if unit else 3) if digits is None else digits
+    text = format_interval(decision.estimate, decision.interval, decision.n, scale=scale, digits=digits, sign=sign)
+    if suffix:  # the unit once, after the interval: '-2.1 [-4.9, 0.7] points (n = 4)'
+        head, _, n = text.rpartition(" (n = ")
+        text = f"{head}{suffix} (n = {n}"
+    label = decision.label if label is None else label
+    return f"{label}: {text}" if label else text
+
+
+_ours = ours
 
 
 def check_unique(claims) -> dict:

@@ -14,6 +14,8 @@ from typing import ClassVar, Sequence
 import numpy as np
 from scipy import stats as _st
 
+from .numbers import level, unit_scale
+
 VERDICTS = ("reproduced", "partly", "inconclusive", "not reproduced", "not testable")
 # How `combine` reads the parts of a claim, in the words the book prints under such a claim.
 COMBINE_RULE = ("The claim is reproduced when every part is; partly when some parts are reproduced and some "
@@ -78,7 +80,7 @@ def _choice(value, options, name):
 
 
 def _level(alpha):
-    return f"{100 * (1 - alpha):g}%"
+    return level(alpha)
 
 
 def _num(x, name, low=-math.inf, strict=False):
@@ -452,12 +454,24 @@ def _g(x):
     return f"{x:g}" if isinstance(x, (int, float)) else str(x)
 
 
+def _u(x, unit: str) -> str:
+    """A declared boundary in the unit the book writes the claim's numbers in ('' leaves it as declared): the
+    declared value scaled, at full precision, so 0.01 in points reads '1 point'."""
+    if not unit or not isinstance(x, (int, float)) or x == 0:
+        return _g(x)
+    scale, suffix = unit_scale(unit)
+    v = round(x * scale, 10)
+    return f"{v:g}{' point' if suffix == ' points' and abs(v) == 1 else suffix}"
+
+
 @dataclass(frozen=True)
 class Rule:
     """A decision rule with its declared parameters. `decide` runs the rule's function on measurements and
     `describe` writes its criterion from the same fields, so the sentence a reader sees names the interval and
     the level that decided. Subclasses declare the function's keyword options as fields; `level` may be given
-    as text ("1 - 0.05/k") where a caller divides alpha among the parts of a claim."""
+    as text ("1 - 0.05/k") where a caller divides alpha among the parts of a claim. `unit` (see
+    `lastlayer.numbers.UNITS`) writes the declared boundaries in the unit the book writes the estimate in, so a
+    margin of 0.01 reads "1 point" beside an estimate in points; the arithmetic is the declared one."""
     alpha: float = 0.05
     name: ClassVar[str] = ""
     interval: ClassVar[str] = "t-interval"  # what kind of interval decides
@@ -477,7 +491,7 @@ class Rule:
     def level(self, alpha_text: str | None = None) -> str:
         return alpha_text or _level(self.alpha)
 
-    def describe(self, alpha_text: str | None = None) -> str:
+    def describe(self, alpha_text: str | None = None, unit: str = "") -> str:
         raise NotImplementedError
 
     def _sides(self, what: str, yes: str, no: str, alpha_text) -> str:
@@ -491,9 +505,9 @@ class Direction(Rule):
     min_effect: float = 0.0
     name: ClassVar[str] = "direction"
 
-    def describe(self, alpha_text=None):
+    def describe(self, alpha_text=None, unit=""):
         up, m = self.expected == "greater", self.min_effect
-        wrong = (f"entirely {'below' if up else 'above'} {_g(m if up else -m)}" if m
+        wrong = (f"entirely {'below' if up else 'above'} {_u(m if up else -m, unit)}" if m
                  else f"entirely {'at or below' if up else 'at or above'} 0")
         return self._sides(f"{self.interval} of the effect", f"entirely {'above' if up else 'below'} 0", wrong,
                            alpha_text)
@@ -505,11 +519,11 @@ class Magnitude(Rule):
     tolerance: float = field(default=None)
     name: ClassVar[str] = "magnitude"
 
-    def describe(self, alpha_text=None):
+    def describe(self, alpha_text=None, unit=""):
         t, tol = self.target, self.tolerance
         return (f"Reproduced if the {self.level(alpha_text)} {self.interval} of the effect excludes 0 and overlaps "
-                f"{_g(t - tol)} to {_g(t + tol)} ({_g(t)} ± {_g(tol)}); not reproduced if it misses that band; "
-                f"otherwise inconclusive.")
+                f"{_u(t - tol, unit)} to {_u(t + tol, unit)} ({_u(t, unit)} ± {_u(tol, unit)}); not reproduced if "
+                f"it misses that band; otherwise inconclusive.")
 
 
 @dataclass(frozen=True)
@@ -517,9 +531,9 @@ class Equivalence(Rule):
     margin: float = field(default=None)
     name: ClassVar[str] = "equivalence"
 
-    def describe(self, alpha_text=None):
-        m = _g(self.margin)
-        return self._sides(f"{self.interval} of the difference", f"inside (-{m}, {m})", "entirely outside",
+    def describe(self, alpha_text=None, unit=""):
+        lo, hi = _u(-self.margin, unit), _u(self.margin, unit)
+        return self._sides(f"{self.interval} of the difference", f"inside ({lo}, {hi})", "entirely outside",
                            alpha_text)
 
 
@@ -528,10 +542,10 @@ class Noninferiority(Rule):
     margin: float = field(default=None)
     name: ClassVar[str] = "noninferiority"
 
-    def describe(self, alpha_text=None):
-        m = _g(self.margin)
+    def describe(self, alpha_text=None, unit=""):
+        m = _u(-self.margin, unit)
         return (f"Reproduced if the {self.level(alpha_text)} {self.interval} of the difference has its lower end "
-                f"above -{m}; not reproduced if its upper end is below -{m}; otherwise inconclusive.")
+                f"above {m}; not reproduced if its upper end is below {m}; otherwise inconclusive.")
 
 
 @dataclass(frozen=True)
@@ -543,8 +557,8 @@ class _OneSided(Rule):
     def quantity(self) -> str:
         raise NotImplementedError
 
-    def describe(self, alpha_text=None):
-        t = _g(self.threshold)
+    def describe(self, alpha_text=None, unit=""):
+        t = _u(self.threshold, unit)
         return self._sides(self.quantity(), f"entirely {self.side} {t}", f"entirely {_OTHER.get(self.side, '?')} {t}",
                            alpha_text)
 
@@ -599,7 +613,7 @@ class BestSetting(Rule):
     def options(self) -> dict:
         return {"claimed": self.claimed, "higher_is_better": self.higher_is_better, "alpha": self.alpha}
 
-    def describe(self, alpha_text=None):
+    def describe(self, alpha_text=None, unit=""):
         claimed = [self.claimed] if isinstance(self.claimed, str) else list(self.claimed)
         k, better = len(claimed), "higher" if self.higher_is_better else "lower"
         per = alpha_text or (_level(self.alpha / k) if k > 1 else _level(self.alpha))

@@ -1,12 +1,13 @@
 """The book's frame: every notebook follows the layout; the generated pages (scorecard, run times, table of contents)
 say what the results files say. The built HTML is checked in test_html.py."""
 import json
+import re
 
 import pytest
 import yaml
 
 from lastlayer.book.registry import PROFILES, find_papers
-from lastlayer.book.pages import SCALES, executed, results_file, scorecard, times_table
+from lastlayer.book.pages import SCALES, claim_anchor, executed, results_file, scorecard, times_table, verdict_totals
 from lastlayer.book.pages import toc as toc_text
 from lastlayer.book.report import validate
 from lastlayer.book.runner import available_papers, prepare
@@ -98,3 +99,34 @@ def test_code_is_folded_or_removed_on_the_page(paper):
     bad = [i for i, c in enumerate(nb["cells"])
            if c["cell_type"] == "code" and not shown & set(c.get("metadata", {}).get("tags", []))]
     assert not bad, f"code cells {bad} are always open: tag them hide-input (figures, tables) or remove-cell"
+
+
+@pytest.mark.parametrize("paper", available_papers(ROOT))
+def test_a_notebook_is_titled_with_its_paper_yml_title(paper):
+    """One name per paper: the notebook's title (the sidebar's), the scorecard's and the introduction's."""
+    nb = json.loads((ROOT / "notebooks" / f"{paper}.ipynb").read_text())
+    heading = "".join(nb["cells"][0]["source"]).splitlines()[0]
+    assert heading == f"# {find_papers(ROOT)[paper].title}"
+
+
+def test_scorecard_rows_link_to_their_claim_in_the_chapter_and_fold_the_rule():
+    cpu = {"digit_pairs": _results("digit_pairs", [_claim("a", "reproduced", "proxy: a smaller network"),
+                                                   _claim("b", "partly")])}
+    text = scorecard(cpu)
+    rows = text.split('<table class="ll-table ll-claims ll-stack ll-scorecard">')[1].split("<tr>")[2:]
+    assert [f'<a href="{claim_anchor("digit_pairs", c)}">claim {c}</a>' in tr for tr, c in zip(rows, "ab")] == [True] * 2
+    assert claim_anchor("digit_pairs", "a") == "executed/digit_pairs.html#claim-a"
+    assert "<details><summary>rule</summary>a rule</details>" in rows[0]
+    assert "a smaller network" not in rows[0].split("<details>")[0].replace('title="proxy: a smaller network"', "")
+    assert "{download}`its results file <results/digit_pairs.json>`" in text
+
+
+def test_the_introduction_totals_count_every_claim(tmp_path):
+    assert "No chapter has been run" in verdict_totals(tmp_path)
+    text = verdict_totals(ROOT)
+    results = {p: json.loads(results_file(ROOT, p).read_text()) for p in find_papers(ROOT)
+               if results_file(ROOT, p).exists() and executed(ROOT, p).exists()}
+    n = sum(len(r["claims"]) for r in results.values())
+    assert text.startswith(f"{n} claims checked in {len(results)} chapters")
+    everything = text.split("<strong>all papers</strong>")[1]
+    assert sum(int(k) for k in re.findall(r'class="ll-badge [^"]+">(\d+) ', everything)) == n

@@ -1,5 +1,7 @@
-"""The run cache: same call and code -> loaded, not trained; resumable after a kill; deadlines."""
+"""The run cache: same call and code -> loaded, not trained; resumable after a kill; deadlines; a store that
+cannot lie; one fan-out over three backends."""
 import functools
+import hashlib
 import os
 import signal
 import subprocess
@@ -10,9 +12,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from lastlayer.training import cache
+from lastlayer.training import cache, fanout
 from lastlayer.training.cache import DeadlineReached, cached_run, cached_runs, fingerprint
-from tests.helpers.slow_runs import failing_run, meeting_run, one_run
+from lastlayer.training.fanout import RunFailed
+from tests.helpers.slow_runs import big_run, failing_run, meeting_run, one_run
 
 ROOT = Path(__file__).resolve().parent.parent
 CALLS = []
@@ -125,7 +128,8 @@ def test_workers_train_at_the_same_time(store, tmp_path):
 
 
 def test_worker_errors_and_deadlines_reach_the_caller(store, tmp_path, monkeypatch):
-    with pytest.raises(ValueError, match="run 2 failed"):
+    with pytest.raises(RunFailed, match="(?s)run failing_run \\(key [0-9a-f]{16}\\) failed on a worker: ValueError: "
+                                        "run 2 failed\nworker traceback:.*raise ValueError"):
         cached_runs([functools.partial(failing_run, seed) for seed in range(4)], n_workers=2)
     assert cache.is_cached(functools.partial(failing_run, 1))  # a run finished before the error stays stored
     monkeypatch.setenv(cache.DEADLINE_ENV, str(time.time() - 1))
@@ -137,3 +141,110 @@ def test_worker_errors_and_deadlines_reach_the_caller(store, tmp_path, monkeypat
     monkeypatch.setenv(cache.WORKERS_ENV, "two")
     with pytest.raises(ValueError, match="LASTLAYER_WORKERS must be a whole number"):
         cached_runs([functools.partial(failing_run, 1)])
+
+
+# ------------------------------------------------------------------ a store that cannot lie
+def test_a_corrupt_entry_is_reported_with_its_key_and_trained_again(store, capsys):
+    assert cached_run(square, 7) == {"y": 49}
+    key = cache._key(square, (7,), {}, None)
+    path = cache.entry_path(store, key)
+    payload = b"not a pickle"
+    forged = cache.MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload
+    damages = {"truncated": lambda b: b[:len(b) // 2], "a flipped bit": lambda b: b[:-1] + bytes([b[-1] ^ 1]),
+               "another file": lambda b: b"junk", "a payload that does not load": lambda b: forged}
+    for what, damage in damages.items():
+        path.write_bytes(damage(path.read_bytes()))
+        assert cached_run(square, 7) == {"y": 49}, what  # recomputed, never the damaged bytes
+        out = capsys.readouterr().out
+        assert f"the stored run {key[:16]} is corrupt" in out and "trained again" in out, what
+    assert CALLS == [7] * 5 and cache._load(store, key) == (True, {"y": 49})
+
+
+def test_two_processes_storing_the_same_run_leave_one_good_entry(store, tmp_path):
+    """Both processes train the same run at once (they wait for each other inside it), then both store it."""
+    log = tmp_path / "log"
+    code = ("import sys; from lastlayer.training.cache import cached_run; from tests.helpers.slow_runs import "
+            "meeting_run; print(cached_run(meeting_run, 0, sys.argv[1]))")
+    env = {**os.environ, cache.CACHE_ENV: str(store), "PYTHONPATH": str(ROOT)}
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(log)], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              text=True) for _ in range(2)]
+    assert [p.communicate(timeout=120)[0].strip() for p in procs] == ["0", "0"]
+    assert len({line.split()[2] for line in log.read_text().splitlines()}) == 2  # both trained it
+    files = [f for f in store.rglob("*") if f.is_file()]
+    key = cache._key(meeting_run, (0, str(log)), {}, None)
+    assert files == [cache.entry_path(store, key)]  # one entry, no temporary file left
+    assert cache._load(store, key) == (True, 0)
+
+
+def test_a_full_disk_leaves_no_partial_entry_and_says_so(tmp_path, monkeypatch):
+    small = tmp_path / "small"
+    small.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True).returncode:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        monkeypatch.setenv(cache.CACHE_ENV, str(small))
+        with pytest.raises(cache.CacheError, match=f"could not store the run [0-9a-f]{{16}} in {small}: No space"):
+            cached_run(big_run, 100_000)  # 400 kB into 64 kB
+        assert [f for f in small.rglob("*") if f.is_file()] == []
+        assert cached_run(big_run, 10).shape == (10,)  # what fits is stored and loads
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+# ------------------------------------------------------------------ one fan-out, three backends
+def test_the_three_backends_give_the_list_of_one_process(tmp_path, monkeypatch):
+    """In this process, in two local worker processes, and on a real Dask LocalCluster of two one-thread
+    workers: the same results in the same order, trained by the workers, loaded here."""
+    monkeypatch.delenv(cache.DEADLINE_ENV, raising=False)
+    monkeypatch.delenv(fanout.CLUSTER_ENV, raising=False)
+    results, trainers = {}, {}
+    for name, env in {"inline": {}, "processes": {cache.WORKERS_ENV: "2"},
+                      "dask": {fanout.CLUSTER_ENV: "local:2"}}.items():
+        monkeypatch.setenv(cache.CACHE_ENV, str(tmp_path / name))
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        log = tmp_path / f"{name}.log"
+        results[name] = cached_runs([functools.partial(one_run, seed, str(log), 0) for seed in range(4)])
+        trainers[name] = {line.split()[2] for line in log.read_text().splitlines() if line.startswith("start")}
+        for k in env:
+            monkeypatch.delenv(k)
+    assert trainers["inline"] == {str(os.getpid())}
+    assert str(os.getpid()) not in trainers["processes"] | trainers["dask"]
+    for name in ("processes", "dask"):
+        assert [r["seed"] for r in results[name]] == [0, 1, 2, 3]
+        assert all(torch.equal(a["w"], b["w"]) for a, b in zip(results[name], results["inline"])), name
+
+
+def test_a_dask_worker_error_names_the_run_and_no_run_starts_after_the_deadline(store, tmp_path, monkeypatch):
+    monkeypatch.setenv(fanout.CLUSTER_ENV, "local:2")
+    with pytest.raises(RunFailed, match="(?s)run failing_run \\(key [0-9a-f]{16}\\) failed on a worker: "
+                                        "ValueError: run 2 failed\nworker traceback:.*failing_run"):
+        cached_runs([functools.partial(failing_run, seed) for seed in range(4)])
+    monkeypatch.setenv(cache.DEADLINE_ENV, str(time.time() - 1))
+    with pytest.raises(DeadlineReached, match="one_run"):
+        cached_runs([functools.partial(one_run, seed, str(tmp_path / "log"), 0) for seed in range(3)])
+    assert not (tmp_path / "log").exists()
+
+
+@pytest.mark.parametrize("spec,message", [("local:0", "at least one worker"), ("localhost", "expected local:N"),
+                                          ("slurm", "needs its settings in")])
+def test_cluster_settings_are_checked_before_any_run(spec, message, tmp_path, monkeypatch):
+    monkeypatch.delenv(fanout.CLUSTER_CONFIG_ENV, raising=False)
+    with pytest.raises(fanout.ClusterError, match=message):
+        fanout.check_cluster(spec, root=tmp_path)
+    (tmp_path / "cluster.yml").write_text("jobs: 2\ncores: 4\nmemory: 16GB\nwalltime: '01:00:00'\n")
+    assert fanout.slurm_settings(tmp_path) == {"jobs": 2, "cores": 4, "memory": "16GB", "walltime": "01:00:00"}
+    assert fanout.check_cluster("tcp://10.0.0.1:8786") == "tcp://10.0.0.1:8786"
+
+
+def test_progress_goes_to_a_file_the_command_line_reads(tmp_path, monkeypatch):
+    """The fan-out's done/running/left reach the command line through a file, never the notebook's output."""
+    import json
+    monkeypatch.setenv(fanout.PROGRESS_ENV, str(tmp_path / "progress.json"))
+    p = fanout.Progress(total=5, parallel=2)
+    state = lambda: {k: v for k, v in json.loads((tmp_path / "progress.json").read_text()).items() if k != "time"}
+    assert state() == {"done": 0, "running": 2, "left": 5}
+    for _ in range(4):
+        p.step()
+    assert state() == {"done": 4, "running": 1, "left": 1}
+    assert [f.name for f in tmp_path.iterdir()] == ["progress.json"]  # written whole, no temporary left

@@ -31,10 +31,27 @@ def test_the_library_imports_only_what_a_gpu_machine_has_or_gets():
     """A new dependency must be added to the bundle (or be known to the GPU image), or the paper profiles
     break on the GPU machine. The book's build tools (jupyter-book, sphinx, myst) run elsewhere."""
     carried = {p.lower().replace("-", "_") for p in GPU_PACKAGES} | {"IPython", "matplotlib_inline", "zmq"}
-    build_only = {"jupyter_book", "sphinx", "myst_nb", "nbval", "pytest", "docutils", "mathjax"}
+    build_only = {"jupyter_book", "sphinx", "myst_nb", "nbval", "pytest", "docutils", "mathjax", "pybtex"}
     unknown = {n for n in _third_party_imports()
-               if n not in GPU_IMAGE and n.lower() not in carried and n not in carried and n not in build_only}
+               if n not in GPU_IMAGE and n.lower() not in carried and n not in carried and n not in build_only
+               and n not in CLUSTER_ONLY}
     assert unknown == set()
+
+
+CLUSTER_ONLY = {"dask", "distributed", "dask_jobqueue"}  # imported only when a run asks for `--cluster`
+
+
+def test_the_cluster_packages_are_imported_only_when_a_cluster_is_asked_for():
+    """No module imports Dask at its top level, so a machine without it (the GPU image) runs everything else."""
+    top = set()
+    for f in (ROOT / "lastlayer").rglob("*.py"):
+        for node in ast.parse(f.read_text()).body:
+            if isinstance(node, ast.Import):
+                top.update(a.name.split(".")[0] for a in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                top.add(node.module.split(".")[0])
+    assert top & CLUSTER_ONLY == set()
+    assert CLUSTER_ONLY <= _third_party_imports()  # the check looks where the imports are
 
 
 def test_bundle_copies_data_and_writes_setup(tmp_path, data_root):

@@ -14,6 +14,11 @@ threads = 1              # torch threads [>= 0, null]
 cap = None               # std cap
 flag = True              # a switch
 name = "x"               # a name [1/s is plain text]
+seed = 7                 # a seed [>= 0, < 2**63]
+device = "auto"          # where [matches auto|cpu|cuda(:\\d+)?]
+runs = ["mnist:64"]      # data set:batch [matches (mnist|fashion):\\d+, length >= 1]
+widths = [16, 32]        # widths [>= 1, length >= 2, length <= 3]
+milestones = [10]        # epochs [>= 1, length >= 0]
 """
 
 
@@ -68,10 +73,34 @@ def test_the_cell_declares_types_constraints_and_help(params):
     ({"grid_lrs": [0.1, -1.0]}, "element 1: -1.0 is out of range"),
     ({"schedule": "step"}, "'step' is not one of 'cos', 'plateau'"),
     ({"epoch": 3}, "unknown parameter\\(s\\) epoch"),
+    ({"lr": float("inf")}, "'lr' inf is not a finite number"),
+    ({"cap": float("nan")}, "'cap' nan is not a finite number"),
+    ({"grid_lrs": [0.1, float("inf")]}, "element 1: inf is not a finite number"),
+    ({"seed": -1}, "must be >= 0"),
+    ({"seed": 2**63}, "9223372036854775808 is out of range: must be < 2\\*\\*63"),
+    ({"seed": 2**64 + 5}, "must be < 2\\*\\*63"),
+    ({"device": ""}, "'device' '' does not match"),
+    ({"device": "off"}, "'device' 'off' does not match auto\\|cpu"),
+    ({"device": "cuda:"}, "does not match"),
+    ({"runs": []}, "'runs' \\[\\] has 0 element\\(s\\): its length must be >= 1"),
+    ({"runs": ["mnist:64", "cifar:64"]}, "element 1: 'cifar:64' does not match"),
+    ({"widths": [8]}, "its length must be >= 2"),
+    ({"widths": [8, 8, 8, 8]}, "its length must be <= 3"),
 ])
 def test_bad_values_are_rejected(params, values, message):
     with pytest.raises(ParameterError, match=message):
         check(values, params, "p")
+
+
+def test_lengths_patterns_and_powers_are_declared(params):
+    assert params["seed"].bounds == [(">=", 0), ("<", 2**63)] and params["seed"].constraint == ">= 0, < 2**63"
+    assert params["widths"].length == [(">=", 2), ("<=", 3)] and params["milestones"].length == [(">=", 0)]
+    assert params["device"].constraint == "matches auto|cpu|cuda(:\\d+)?"
+    assert params["runs"].constraint == "matches (mnist|fashion):\\d+, length >= 1"
+    out = check({"seed": 2**63 - 1, "device": "cuda:1", "milestones": [], "widths": [1, 2, 3],
+                 "runs": ["fashion:256"]}, params, "p")
+    assert out["seed"] == 2**63 - 1 and out["milestones"] == [] and out["device"] == "cuda:1"
+    assert check({"device": "cuda"}, params, "p") == {"device": "cuda"}
 
 
 def test_good_values_pass_and_ints_become_floats(params):
@@ -87,6 +116,9 @@ def test_good_values_pass_and_ints_become_floats(params):
     ("n = len([1])\n", "'n' is not a literal"),
     ("epochs = 0  # epochs [>= 1]\n", "the default of 'epochs' breaks its own declaration"),
     ("epochs = 3  # epochs [>= 1, odd]\n", "cannot read the constraint 'odd'"),
+    ("epochs = 3  # epochs [length >= 1]\n", "declares a length but its default is not a list"),
+    ("sizes = [1]  # sizes [length >= 2]\n", "the default of 'sizes' breaks its own declaration"),
+    ("device = 'x'  # device [matches (cpu]\n", "the pattern '\\(cpu' is not a regular expression"),
 ])
 def test_broken_declarations_are_named(cell, message):
     with pytest.raises(ParameterError, match=message):

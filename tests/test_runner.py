@@ -365,11 +365,17 @@ def test_makefile_copes_with_spaces(tmp_path):
 
 
 def test_rule_changes_are_listed_with_their_reason():
+    """A change of what is declared (rule, parameters, estimand ...) is listed; a new hash of the same
+    declaration (the hashing changed, or a field was added at its default) is not."""
     from lastlayer.book.runner import rule_changes
-    previous = {"claims": [{"id": "a", "declaration_hash": "1"}, {"id": "b", "declaration_hash": "2"},
-                           {"id": "gone", "declaration_hash": "3"}]}
-    now = {"claims": [{"id": "a", "declaration_hash": "1"}, {"id": "b", "declaration_hash": "9", "revised": "margin from the paper's table"},
-                      {"id": "new", "declaration_hash": "4"}]}
+    rule = {"rule": "direction", "rule_parameters": {"min_effect": 0.01}, "estimand": "e", "statement": "s",
+            "setting": "paper setup"}
+    previous = {"claims": [{"id": "a", "declaration_hash": "1", **rule}, {"id": "b", "declaration_hash": "2", **rule},
+                           {"id": "gone", "declaration_hash": "3", **rule}]}
+    now = {"claims": [{"id": "a", "declaration_hash": "new hash, same declaration", **rule},
+                      {"id": "b", "declaration_hash": "9", **rule, "rule_parameters": {"min_effect": 0.02},
+                       "revised": "margin from the paper's table"},
+                      {"id": "new", "declaration_hash": "4", **rule}]}
     assert rule_changes(None, now) == []
     assert rule_changes(previous, now) == [
         {"id": "b", "change": "declaration changed", "reason": "margin from the paper's table"},
@@ -406,3 +412,35 @@ def test_a_new_paper_is_one_folder_and_a_notebook(tmp_path, capsys):
     assert "| A throwaway paper | `smoke` |" in (root / "book" / "_generated" / "times.md").read_text()
     intro = (root / "book" / "_generated" / "papers.md").read_text()
     assert "[A throwaway paper](executed/throwaway.ipynb) | {cite:t}`throwaway` | does it work? |" in intro
+
+
+def test_only_make_env_reinstalls_an_older_venv(tmp_path):
+    """A venv older than requirements.txt is used as it is, with a note, by every target but `make env`."""
+    project = tmp_path / "project"
+    (project / ".venv").mkdir(parents=True)
+    (project / "Makefile").write_text((ROOT / "Makefile").read_text())
+    (project / ".venv" / ".installed").touch()
+    old = time.time() - 3600
+    os.utime(project / ".venv" / ".installed", (old, old))
+    for name in ("requirements.txt", "pyproject.toml"):
+        (project / name).write_text("")  # newer than the venv
+    stub, log = project / "python", project / "calls.jsonl"
+    stub.write_text(f"#!{sys.executable}\nimport json, sys\nopen({str(log)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n")
+    stub.chmod(0o755)
+
+    def make(*target):
+        done = subprocess.run(["make", "-s", *target, f"PY={stub}", f"PYTHON={stub}"], cwd=project,
+                              capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
+        log.unlink(missing_ok=True)
+        return calls, done.stderr
+
+    for target in (["test"], ["status"], ["params", "PAPER=digit_pairs"]):
+        calls, err = make(*target)
+        assert len(calls) == 1 and calls[0][:2] in (["-m", "pytest"], ["-m", "lastlayer"]), calls
+        assert ".venv is older than requirements.txt" in err and "`make env` updates it" in err
+    calls, _ = make("env")
+    assert [c[:2] for c in calls] == [["-m", "venv"], ["-m", "pip"], ["-m", "pip"], ["-m", "pip"]]
+    calls, err = make("status")  # installed now: no note
+    assert len(calls) == 1 and err == ""

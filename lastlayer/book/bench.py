@@ -279,6 +279,9 @@ def markdown_table(bench: dict) -> str:
         lines += ["| " + " | ".join(c.replace("_", " ") for c in columns) + " |", "|" + "---|" * len(columns)]
         for row in rows:
             lines.append("| " + " | ".join(_cell(row.get(c)) for c in columns) + " |")
+        if any("speedup" in c for c in columns):
+            lines += ["", "A speedup is the first path's time over the second's: above 1 the second is faster, "
+                          "below 1 it is slower."]
     return "\n".join(lines) + "\n"
 
 

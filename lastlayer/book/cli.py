@@ -1,17 +1,20 @@
 """Command line: `python -m lastlayer run|book|html|pages|status|params|prepare|nbval-refresh|bench`.
 
 Exit codes: 0 done, 1 a notebook failed or its outputs could not go into the book, 2 bad input (nothing
-ran), 3 a partial run stopped at its `--max-minutes` deadline (rerun the same command to continue).
+ran), 3 a partial run stopped at its `--max-minutes` deadline (rerun the same command to continue), 130 and
+143 stopped by SIGINT (Ctrl-C) and SIGTERM (the kernel is shut down, the book is unchanged).
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
 from lastlayer.book.params import ParameterError, format_value
 from lastlayer.book.registry import PROFILES, find_papers
-from lastlayer.book.runner import (PartialRun, RunnerError, available_papers, default_root, load_profiles,
+from lastlayer.book.runner import (PartialRun, RunnerError, stop_on_signals, available_papers, default_root,
+                                   load_profiles,
                                    notebook_parameters, parse_value, prepare_notebooks, run, status, Paths,
                                    check_paper)
 
@@ -32,11 +35,15 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--workers", type=int, default=1, metavar="N",
                    help="train up to N of an experiment's independent runs at once, in worker processes (for a "
                         "GPU; default 1). It changes the speed, not the numbers")
+    r.add_argument("--cluster", default=None, metavar="SPEC",
+                   help="train them on a Dask cluster instead: local:N (N one-thread processes here), a scheduler "
+                        "address (tcp://host:8786), or slurm (settings in cluster.yml; README, 'On a cluster')")
 
     b = sub.add_parser("book", help="run every paper (skipping unchanged ones), then build the HTML")
     b.add_argument("--profile", default="cpu", help=f"one of {', '.join(PROFILES)} (default cpu)")
     b.add_argument("--force", action="store_true")
     b.add_argument("--workers", type=int, default=1, metavar="N", help="as for run")
+    b.add_argument("--cluster", default=None, metavar="SPEC", help="as for run")
 
     sub.add_parser("html", help="build the HTML book from the executed notebooks (no execution)")
     sub.add_parser("pages", help="regenerate the scorecard and the run-time table from book/results")
@@ -89,6 +96,17 @@ def print_params(paper: str, root: Path) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
+    with stop_on_signals():  # from the start: a signal while torch imports must not kill us without a word
+        try:
+            _main(argv)
+        except KeyboardInterrupt as e:  # Stopped, or a Ctrl-C that came before the handlers
+            signum = getattr(e, "signum", signal.SIGINT)
+            print(f"stopped by {signal.Signals(signum).name}: the kernel was shut down and the book was not "
+                  f"changed", file=sys.stderr)
+            sys.exit(128 + signum)
+
+
+def _main(argv: list[str] | None) -> None:
     args = _parser().parse_args(argv)
     root = default_root()
     from lastlayer.book import pages as book
@@ -99,13 +117,13 @@ def main(argv: list[str] | None = None) -> None:
             except ParameterError as e:
                 raise RunnerError(str(e)) from None
             run(args.paper, args.profile, overrides, root=root, force=args.force, max_minutes=args.max_minutes,
-                workers=args.workers)
+                workers=args.workers, cluster=args.cluster)
             book.write_pages(root)  # the scorecard and the run-time pages follow the results
         elif args.command == "book":
             papers = available_papers(root)
             for i, paper in enumerate(papers, 1):
                 print(f"[{i}/{len(papers)}]", end=" ")
-                run(paper, args.profile, root=root, force=args.force, workers=args.workers)
+                run(paper, args.profile, root=root, force=args.force, workers=args.workers, cluster=args.cluster)
                 book.write_pages(root)
             sys.exit(book.build_html(root))
         elif args.command == "html":

@@ -24,7 +24,8 @@ book is built, so every glue of the notebook is known before its first line is r
        ```
 
 Numbers in the narrative are glued the same way: `glue("gap", 4.2, display=False)` in a code cell and
-{glue:text}`gap:.1f` in markdown. Tables are shown with `display.table(df)`; a mean and spread over seeds
+{glue:text}`gap:.1f` in markdown. Tables are shown with `display.table(df, caption=...)`, numbered
+"Table <chapter>.<k>" once `display.number_tables(paper_id)` has named the chapter; a mean and spread over seeds
 is written with `lastlayer.numbers.fmt_mean_sd(values, scale=100, digits=1, unit="%")`. The badge styles are in
 `book/_static/lastlayer.css`.
 """
@@ -36,6 +37,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from lastlayer.numbers import count
 from lastlayer.stats import VERDICTS
 
 
@@ -99,8 +101,13 @@ def ours_text(c: dict) -> str:
     """Our measurement in words; for an inconclusive claim, the n that would decide it."""
     text = c.get("ours") or ""
     if c.get("verdict") == "inconclusive" and c.get("n_needed"):
-        text += f" — about n = {c['n_needed']} would decide it"
+        text += f" — about n = {count(c['n_needed'])} would decide it"
     return text
+
+
+def measured(c: dict) -> str:
+    """What the claim's numbers measure (its declared estimand), as a line under the claim."""
+    return f'<br><span class="ll-estimand">Measured: {_e(c["estimand"])}</span>' if c.get("estimand") else ""
 
 
 def _head(columns) -> str:
@@ -115,7 +122,7 @@ def at_a_glance(source) -> HTML:
     summary = ", ".join(f"{n} {v}" for v, n in counts.items() if n)
     body = "".join(
         f'<tr><td class="ll-verdict">{badge(c.get("verdict", ""))}</td>'
-        f'<td data-label="claim">{_e(c.get("statement"))}{setting_tag(c.get("setting"))}</td>'
+        f'<td data-label="claim">{_e(c.get("statement"))}{setting_tag(c.get("setting"))}{measured(c)}</td>'
         f'<td data-label="the paper">{_e(c.get("paper"))}</td>'
         f'<td data-label="ours">{_e(ours_text(c))}</td></tr>' for c in claims)
     head = _head([("verdict", "verdict"), ("claim", "claim"), ("paper", "the paper"), ("ours", "ours")])
@@ -131,9 +138,10 @@ def claims_table(source) -> HTML:
     rows = []
     for c in claims:
         setting = c.get("setting") or "paper setup"
-        rows.append(
-            f'<tr><td class="ll-verdict">{badge(c.get("verdict", ""))}</td>'
-            f'<td data-label="claim">{_e(c.get("statement"))}<br><span class="ll-setting">{_e(setting)}</span></td>'
+        rows.append(  # the row's id is where the scorecard links to (pages.claim_anchor)
+            f'<tr id="claim-{_e(c.get("id"))}"><td class="ll-verdict">{badge(c.get("verdict", ""))}</td>'
+            f'<td data-label="claim">{_e(c.get("statement"))}<br><span class="ll-setting">{_e(setting)}</span>'
+            f'{measured(c)}</td>'
             f'<td data-label="the paper">{_e(c.get("paper"))}</td><td data-label="ours">{_e(ours_text(c))}</td>'
             f'<td class="ll-rule" data-label="rule">{_e(c.get("criterion"))}'
             + (f'<br><span class="ll-why">Why: {_e(c["why"])}</span>' if c.get("why") else "")
@@ -188,25 +196,69 @@ def _cell(x) -> str:
     return str(x)
 
 
-def table(df, *, index: bool = False, digits: dict | None = None, caption: str | None = None) -> HTML:
-    """A DataFrame as a readable HTML table that fits the column: numbers rounded to 3 significant digits
-    (or `digits={column: decimals}`), no `<NA>`/`nan`, long cells wrapped. Set `index=True` to keep the index."""
+class Table(HTML):
+    """A table for the book: HTML for the page, and its caption and plain text for a text-only output."""
+
+    def __new__(cls, markup: str, text: str):
+        obj = super().__new__(cls, markup)
+        obj.text = text
+        return obj
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+_numbering = {"chapter": None, "count": 0}
+
+
+def number_tables(paper: str | int | None) -> None:
+    """Number the tables shown from now on "Table <chapter>.<k>", the chapter being the paper's place in the
+    book (its `order`, as Sphinx numbers its figures), or a number given directly; None stops numbering."""
+    if isinstance(paper, str):
+        from lastlayer.book.registry import get_paper
+        paper = get_paper(paper).order
+    _numbering.update(chapter=paper, count=0)
+
+
+def _flat(c) -> str:
+    return " ".join(str(x) for x in c if str(x)) if isinstance(c, tuple) else str(c)
+
+
+def table(df, *, caption: str, index: bool | None = None, digits: dict | None = None) -> Table:
+    """A DataFrame as a readable HTML table that fits the column, under a numbered caption: numbers rounded to
+    3 significant digits (or `digits={column: decimals}`), no `<NA>`/`nan`, long cells wrapped. The index is
+    kept as the first column(s) when it is named or not the default 0, 1, 2, ... (`index` forces either); an
+    unnamed index gets no header of its own."""
     import pandas as pd
+    if not (isinstance(caption, str) and caption.strip()):
+        raise ValueError("a table needs a caption that says what it shows")
+    if index is None:
+        index = not isinstance(df.index, pd.RangeIndex) or any(n is not None for n in df.index.names)
     df = df.reset_index() if index else df
+    if index:
+        df = df.rename(columns={c: "" for c in df.columns if c in ("index", "level_0")})
     digits = digits or {}
-    cols = [str(c) for c in df.columns]
+    cols = [_flat(c) for c in df.columns]
     head = "".join(f"<th>{_e(c)}</th>" for c in cols)
-    body = []
+    body, lines = [], []
     for row in df.itertuples(index=False):
-        cells = []
+        cells, texts = [], []
         for col, x in zip(cols, row):
             if col in digits and isinstance(x, (int, float, np.number)) and not pd.isna(x):
                 text = f"{float(x):.{digits[col]}f}"
             else:
                 text = _cell(x)
+            texts.append(text)
             num = isinstance(x, (int, float, np.number)) and not isinstance(x, (bool, np.bool_))
             cells.append(f'<td class="ll-num">{_e(text)}</td>' if num else f"<td>{_e(text)}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
-    cap = f"<caption>{_e(caption)}</caption>" if caption else ""
-    return HTML(f'<div class="ll-table-wrap"><table class="ll-table">{cap}<thead><tr>{head}</tr></thead>'
-                f'<tbody>{"".join(body)}</tbody></table></div>')
+        lines.append(" | ".join(texts))
+    if _numbering["chapter"] is not None:
+        _numbering["count"] += 1
+        label = f"Table {_numbering['chapter']}.{_numbering['count']}. "
+    else:
+        label = ""
+    cap = f'<caption><span class="ll-caption-number">{_e(label)}</span>{_e(caption)}</caption>'
+    markup = (f'<div class="ll-table-wrap"><table class="ll-table ll-data">{cap}<thead><tr>{head}</tr></thead>'
+              f'<tbody>{"".join(body)}</tbody></table></div>')
+    return Table(markup, "\n".join([f"{label}{caption}", " | ".join(cols), *lines]))

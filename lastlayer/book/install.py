@@ -103,28 +103,63 @@ def keep_failed(root: Path, paper: str, notebook: Path | None, results: dict | N
     return folder
 
 
-@contextlib.contextmanager
-def paper_lock(root: Path, paper: str):
-    """Hold build/locks/<paper>.lock for the duration of a run; a second run of the same paper fails at once."""
-    path = root / "build" / "locks" / f"{paper}.lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a+") as f:
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, someone else's
+        return True
+    return True
+
+
+def _open_locked(path: Path, paper: str):
+    """Open and flock the lock file; the file opened must still be the one at `path` (a previous holder deletes
+    it on release: a flock taken on the deleted file would lock nothing), else try again."""
+    while True:
+        f = open(path, "a+")
         try:
             fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.seek(0)
             holder = f.read().strip() or "unknown"
+            f.close()
             raise BusyError(f"{paper} is already being run (process {holder}, lock {path}); wait for it to "
                             f"finish, or stop it") from None
+        try:
+            same = os.stat(path).st_ino == os.fstat(f.fileno()).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            return f
+        f.close()
+
+
+@contextlib.contextmanager
+def paper_lock(root: Path, paper: str):
+    """Hold build/locks/<paper>.lock for the duration of a run; a second run of the same paper fails at once.
+
+    The lock is an flock, which the system releases when its process ends however it ends; the file holds the
+    pid for the message and is deleted on release. A file left by a killed run (kill -9, a crash of the machine)
+    is taken over, saying so."""
+    path = root / "build" / "locks" / f"{paper}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = _open_locked(path, paper)
+    try:
+        f.seek(0)
+        stale = f.read().strip()
+        if stale and stale != str(os.getpid()):
+            why = ("which is no longer running" if not stale.isdigit() or not _pid_alive(int(stale))
+                   else "which no longer holds it")
+            print(f"{paper}: taking over the lock {path} left by process {stale}, {why}", flush=True)
         f.seek(0)
         f.truncate()
         f.write(f"{os.getpid()}\n")
         f.flush()
-        try:
-            yield
-        finally:
-            f.truncate(0)
-            fcntl.flock(f, fcntl.LOCK_UN)
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still holding it: whoever opens the path next makes a new file
+        f.close()  # releases the flock
 
 
 # ------------------------------------------------------------------ what an executed notebook may show

@@ -12,7 +12,7 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from lastlayer.book.display import _e, badge, ours_text
+from lastlayer.book.display import _e, badge, ours_text, setting_tag
 from lastlayer.book.registry import find_papers
 from lastlayer.book.runner import status
 from lastlayer.stats import VERDICTS
@@ -24,8 +24,8 @@ html_theme.sidebar_secondary.remove: true
 
 # Scorecard
 
-Every claim we checked, verdict first: the paper's number, ours as estimate [95% interval] (n), the setting and
-the rule that decided. A verdict is computed by code from our measurements and the rule declared before the run
+Every claim we checked, verdict first: the paper's number, ours as estimate [95% interval] (n), and the rule
+that decided (click *rule*). A claim links to its row in its chapter, which gives its full setting. A verdict is computed by code from our measurements and the rule declared before the run
 ({ref}`how to read a verdict <how-to-read-a-verdict>`). Claims measured on a stand-in (*proxy*) and claims of
 our own (*extension*) are counted apart from the paper's own setup. Where a paper also ran at the paper's scale,
 both verdicts stand side by side and a disagreement is marked ≠. This page is generated from `book/results/`.
@@ -86,21 +86,28 @@ def _provenance(r: dict, scale: str, state: str | None) -> str:
 
 
 def _minutes(r: dict) -> str:
-    """The wall time, and how many runs trained at once where more than one (`run --workers`)."""
-    workers = r.get("workers", 1)
-    return f"{r['seconds'] / 60:.1f} min" + (f" ({workers} worker processes)" if workers > 1 else "")
+    """The wall time, and what trained the runs where not this process alone (`run --workers`, `--cluster`)."""
+    workers, cluster = r.get("workers", 1), r.get("cluster")
+    where = f" (Dask cluster {cluster})" if cluster else (f" ({workers} worker processes)" if workers > 1 else "")
+    return f"{r['seconds'] / 60:.1f} min{where}"
+
+
+def claim_anchor(paper: str, claim_id: str) -> str:
+    """Where a claim's row is in its chapter: `executed/<paper>.html#claim-<id>` (relative to book/)."""
+    return f"executed/{paper}.html#claim-{claim_id}"
 
 
 def paper_section(info, r: dict, big: dict | None, states: dict) -> str:
-    """One paper's claims, verdict first; with the paper-scale verdict beside it when that run exists."""
+    """One paper's claims, verdict first, one short row each (the claim links to its row in the chapter; the rule
+    is folded); with the paper-scale verdict beside it when that run exists."""
     paper = info.id
-    read = f', <a href="{info.url}">the paper</a>' if info.url else ""
+    read = f", [the paper]({info.url})" if info.url else ""
     lines = [f"## {info.title}", "",
-             f'<p><a href="executed/{paper}.html">The chapter</a>{read}. '
+             f"[The chapter](executed/{paper}.ipynb){read}, {{download}}`its results file <results/{paper}.json>`. "
              f"{_provenance(r, 'cpu', states.get((paper, 'cpu')))}"
              + (f"<br>{_provenance(big, 'paper', states.get((paper, 'paper')))}" if big else
                 (f"<br>Paper scale: not run here; it needs {_e(info.paper_scale_needs)}."
-                 if info.paper_scale_needs else "<br>Paper scale: not run yet.")) + "</p>", ""]
+                 if info.paper_scale_needs else "<br>Paper scale: not run yet.")), ""]
     other = {c["id"]: c for c in (big or {}).get("claims", [])}
     rows = []
     for c in r["claims"]:
@@ -115,13 +122,12 @@ def paper_section(info, r: dict, big: dict | None, states: dict) -> str:
                 ours += f"<br><em>paper scale:</em> {_e(ours_text(o))}"
             else:
                 verdict = f"cpu {badge(c['verdict'])}<br>paper –"
-        setting = c.get("setting") or "paper setup"
-        rows.append(f'<tr><td class="ll-verdict">{verdict}</td><td data-label="claim">{_e(c["statement"])}'
-                    f'<br><span class="ll-setting">{_e(setting)}</span></td>'
+        rows.append(f'<tr><td class="ll-verdict">{verdict}</td><td data-label="claim">'
+                    f'<a href="{claim_anchor(paper, c["id"])}">{_e(c["statement"])}</a>{setting_tag(c.get("setting"))}</td>'
                     f'<td data-label="the paper">{_e(c["paper"])}</td><td data-label="ours">{ours}</td>'
                     f'<td class="ll-rule"><details><summary>rule</summary>{_e(c["criterion"])}</details></td></tr>')
     head = "".join(f'<th class="ll-col-{k}">{h}</th>' for k, h in [
-        ("verdict", "verdict"), ("claim", "claim and setting"), ("paper", "the paper"),
+        ("verdict", "verdict"), ("claim", "claim"), ("paper", "the paper"),
         ("ours", "ours: estimate [95% interval] (n)"), ("rule", "rule")])
     lines.append(f'<div class="ll-table-wrap"><table class="ll-table ll-claims ll-stack ll-scorecard"><thead><tr>{head}</tr>'
                  f'</thead><tbody>{"".join(rows)}</tbody></table></div>')
@@ -134,6 +140,18 @@ def scorecard(results: dict[str, dict], paper_results: dict[str, dict] | None = 
     parts = [SCORECARD_HEAD, "## Totals", "", totals(results, {p: i.title for p, i in info.items()})]
     parts += [paper_section(info[p], r, paper_results.get(p), states) for p, r in results.items()]
     return "\n\n".join(parts) + "\n"
+
+
+def verdict_totals(root: Path | None = None) -> str:
+    """The introduction's verdict totals (book/_generated/verdicts.md, included by book/intro.md): per paper and
+    for all papers, the paper's own setup, the proxies and the extensions apart, as in the scorecard."""
+    results = load_results(root)
+    if not results:
+        return "No chapter has been run yet (`make book`).\n"
+    n = sum(len(r["claims"]) for r in results.values())
+    return (f"{n} claims checked in {len(results)} chapters, by verdict ({{doc}}`the scorecard <scorecard>` "
+            "lists each one):\n\n"
+            + totals(results, {p: i.title for p, i in find_papers(root).items()}) + "\n")
 
 
 def times_table(results: dict[str, dict], paper_results: dict[str, dict] | None = None,
@@ -190,6 +208,7 @@ def generated(root: Path) -> dict[Path, str]:
     pages = {root / "book" / "scorecard.md": scorecard(results, big, states, root),
              root / "book" / "_generated" / "times.md": times_table(results, big, states, root),
              root / "book" / "_generated" / "papers.md": papers_table(root),
+             root / "book" / "_generated" / "verdicts.md": verdict_totals(root),
              root / "_toc.yml": toc(root)}
     benches = load_benches(root)
     pages[root / "book" / "_generated" / "bench.md"] = ("\n".join(markdown_table(b) for b in benches) if benches

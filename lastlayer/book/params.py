@@ -8,12 +8,19 @@ An optional constraint in square brackets at the end of the comment is enforced 
     epochs = 25       # training epochs per round [>= 1]
     lr = 0.1          # learning rate [> 0, <= 10]
     schedule = "cos"  # learning-rate schedule [one of cos|plateau]
-    sizes = [8, 16]   # channel widths [>= 1]            (a list's constraint applies to every element)
+    device = "auto"   # where to train [matches auto|cpu|mps|cuda(:\\d+)?]   (the whole value, a Python regex)
+    sizes = [8, 16]   # channel widths [>= 1, length >= 1]  (bounds, choices and patterns apply to every
+                                                           element of a list; `length` to the list itself)
+    seed = 0          # first seed [>= 0, < 2**63]          (a bound may be written as a power, 2**63)
+
+Every list parameter declares its minimum length. A pattern may not hold commas or brackets (they delimit the
+declaration). Whatever the declaration, a float must be finite (1e999 reads as infinity and is refused).
 """
 from __future__ import annotations
 
 import ast
 import json
+import math
 import operator
 import re
 from dataclasses import dataclass, field
@@ -88,6 +95,27 @@ def format_value(value) -> str:
 # ------------------------------------------------------------------ the parameters cell
 _OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt}
 _BOUND = re.compile(r"(>=|<=|>|<)\s*(\S+)")
+_LENGTH = re.compile(r"length\s*(>=|<=|>|<)\s*(\d+)")
+_POWER = re.compile(r"(\d+)\*\*(\d+)")
+
+
+def _bound_value(text: str):
+    """A bound's number: a literal (1, 0.5, 1e-3) or a power of integers (2**63); None if neither."""
+    m = _POWER.fullmatch(text)
+    if m:
+        return int(m.group(1)) ** int(m.group(2))
+    try:
+        value = parse_value(text)
+    except ParameterError:
+        return None
+    return value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _bound_text(value) -> str:
+    """How a bound is shown: powers of two beyond 32 bits as 2**k (seeds), anything else as written."""
+    if isinstance(value, int) and value > 2**32 and value & (value - 1) == 0:
+        return f"2**{value.bit_length() - 1}"
+    return format_value(value)
 
 
 @dataclass
@@ -98,12 +126,17 @@ class Parameter:
     bounds: list[tuple[str, float]] = field(default_factory=list)
     choices: list | None = None
     nullable: bool = False
+    length: list[tuple[str, int]] = field(default_factory=list)
+    pattern: str | None = None
 
     @property
     def constraint(self) -> str:
-        parts = [f"{op} {format_value(v)}" for op, v in self.bounds]
+        parts = [f"{op} {_bound_text(v)}" for op, v in self.bounds]
         if self.choices is not None:
             parts.append("one of " + "|".join(format_value(c) for c in self.choices))
+        if self.pattern is not None:
+            parts.append(f"matches {self.pattern}")
+        parts += [f"length {op} {n}" for op, n in self.length]
         if self.nullable and self.default is not None:
             parts.append("null")
         return ", ".join(parts)
@@ -121,25 +154,45 @@ def _type_name(value) -> str:
     return type(value).__name__
 
 
-def _constraint(name: str, comment: str) -> tuple[str, list, list | None, bool]:
-    """Split '# help [>= 1, null]' into the help text, bounds, choices and whether null is allowed."""
+@dataclass
+class _Declared:
+    help: str
+    bounds: list = field(default_factory=list)
+    choices: list | None = None
+    nullable: bool = False
+    length: list = field(default_factory=list)
+    pattern: str | None = None
+
+
+def _constraint(name: str, comment: str) -> _Declared:
+    """Split '# help [>= 1, null]' into the help text and what the brackets declare."""
     m = re.search(r"\[([^\[\]]*)\]\s*$", comment)
     items = [i.strip() for i in m.group(1).split(",")] if m else []
-    if not items or not re.match(r"(>=|<=|>|<|null\b|one of\b)", items[0]):
-        return comment, [], None, False  # brackets that are plain text, e.g. '[1/s]'
-    bounds, choices, nullable = [], None, False
+    if not items or not re.match(r"(>=|<=|>|<|null\b|one of\b|length\b|matches\b)", items[0]):
+        return _Declared(comment)  # brackets that are plain text, e.g. '[1/s]'
+    out = _Declared(comment[:m.start()].rstrip())
     for item in items:
-        b = _BOUND.fullmatch(item)
-        if b and isinstance(parse_value(b.group(2)), (int, float)) and not isinstance(parse_value(b.group(2)), bool):
-            bounds.append((b.group(1), parse_value(b.group(2))))
+        b, n = _BOUND.fullmatch(item), _LENGTH.fullmatch(item)
+        if b and _bound_value(b.group(2)) is not None:
+            out.bounds.append((b.group(1), _bound_value(b.group(2))))
+        elif n:
+            out.length.append((n.group(1), int(n.group(2))))
         elif item == "null":
-            nullable = True
+            out.nullable = True
         elif item.startswith("one of "):
-            choices = [parse_value(c) for c in item[7:].split("|")]
+            out.choices = [parse_value(c) for c in item[7:].split("|")]
+        elif item.startswith("matches "):
+            try:
+                re.compile(item[8:].strip())
+            except re.error as e:
+                raise ParameterError(f"parameter {name!r}: the pattern {item[8:].strip()!r} is not a regular "
+                                     f"expression ({e})") from None
+            out.pattern = item[8:].strip()
         else:
             raise ParameterError(f"parameter {name!r}: cannot read the constraint {item!r} in [{m.group(1)}]; "
-                                 f"write e.g. [>= 1], [> 0, <= 1], [null], [one of adam|sgd]")
-    return comment[:m.start()].rstrip(), bounds, choices, nullable
+                                 f"write e.g. [>= 1], [> 0, <= 1], [null], [one of adam|sgd], "
+                                 f"[matches cpu|cuda(:\\d+)?], [length >= 1]")
+    return out
 
 
 def read_cell(source: str, where: str = "the parameters cell") -> dict[str, Parameter]:
@@ -161,9 +214,11 @@ def read_cell(source: str, where: str = "the parameters cell") -> dict[str, Para
             raise ParameterError(f"{where}: parameter {name!r} is not a literal") from None
         tail = lines[node.end_lineno - 1][node.end_col_offset:].strip()
         comment = tail[1:].strip() if tail.startswith("#") else ""
-        text, bounds, choices, nullable = _constraint(name, comment)
-        nullable = nullable or default is None or bool(re.search(r"\b(None|null)\b", text))
-        p = Parameter(name, default, text, bounds, choices, nullable)
+        d = _constraint(name, comment)
+        nullable = d.nullable or default is None or bool(re.search(r"\b(None|null)\b", d.help))
+        p = Parameter(name, default, d.help, d.bounds, d.choices, nullable, d.length, d.pattern)
+        if p.length and not isinstance(default, (list, tuple)):
+            raise ParameterError(f"{where}: parameter {name!r} declares a length but its default is not a list")
         problem = _problem(p, default)
         if problem:
             raise ParameterError(f"{where}: the default of {name!r} breaks its own declaration: {problem}")
@@ -192,17 +247,25 @@ def _type_problem(value, default) -> str | None:
     return None if ok else f"expects {_type_name(default)}, got {_type_name(value)} {value!r}"
 
 
-def _range_problem(value, p: Parameter) -> str | None:
+def _range_problem(value, p: Parameter, top: bool = True) -> str | None:
     if isinstance(value, (list, tuple)):
-        return next((f"element {i}: {r}" for i, v in enumerate(value) if (r := _range_problem(v, p))), None)
+        if top:
+            for op, n in p.length:
+                if not _OPS[op](len(value), n):
+                    return f"{format_value(value)} has {len(value)} element(s): its length must be {op} {n}"
+        return next((f"element {i}: {r}" for i, v in enumerate(value) if (r := _range_problem(v, p, False))), None)
     if value is None:
         return None
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"{value!r} is not a finite number"
     if p.choices is not None and value not in p.choices:
         return f"{value!r} is not one of {', '.join(map(repr, p.choices))}"
+    if p.pattern is not None and isinstance(value, str) and not re.fullmatch(p.pattern, value):
+        return f"{value!r} does not match {p.pattern}"
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         for op, bound in p.bounds:
             if not _OPS[op](value, bound):
-                return f"{value!r} is out of range: must be {op} {bound!r}"
+                return f"{value!r} is out of range: must be {op} {_bound_text(bound)}"
     return None
 
 

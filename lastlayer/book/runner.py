@@ -27,10 +27,12 @@ from lastlayer.book.registry import PROFILES, PaperError, find_papers, get_paper
 from lastlayer.book.params import ParameterError, Parameter, format_value, parse_value, read_cell
 from lastlayer.book.params import check as check_values
 from lastlayer.book.report import git_commit, validate, write_json_atomic
-from lastlayer.environment import DATA_ENV, DEADLINE_ENV, RESULTS_ENV, WORKERS_ENV
+from lastlayer.environment import (CLUSTER_CONFIG_ENV, CLUSTER_ENV, DATA_ENV, DEADLINE_ENV, PROGRESS_ENV, RESULTS_ENV,
+                                   WORKERS_ENV)
+from lastlayer.training.fanout import ClusterError, check_cluster
 from lastlayer.provenance import PACKAGE_DIR, code_files
 
-__all__ = ["RunnerError", "PartialRun", "run", "prepare", "parse_value", "format_value", "input_hash"]
+__all__ = ["RunnerError", "PartialRun", "Stopped", "stop_on_signals", "run", "prepare", "parse_value", "format_value", "input_hash"]
 
 
 class RunnerError(ValueError):
@@ -190,6 +192,10 @@ def strip_volatile(nb: dict) -> dict:
     return nb
 
 
+# what a claim's entry records of its declaration: a change of any of them is a change of the rule or its claim
+DECLARED = ("statement", "estimand", "rule", "rule_parameters", "setting")
+
+
 def rule_changes(previous: dict | None, results: dict) -> list[dict]:
     """Every claim whose declaration (statement, estimand, rule, parameters, setting ...) differs from the one
     the previous run of this paper and scale judged, with the reason the claim's `revised` gives ('not stated'
@@ -197,10 +203,12 @@ def rule_changes(previous: dict | None, results: dict) -> list[dict]:
     silently: the chapter lists these."""
     if not previous:
         return []
-    before = {c["id"]: c.get("declaration_hash") for c in previous.get("claims", [])}
+    # the declared content itself, not its hash: a new way of hashing (or a new field at its default) is no change
+    declared = lambda c: [c.get(k) for k in DECLARED]
+    before = {c["id"]: declared(c) for c in previous.get("claims", [])}
     now = {c["id"]: c for c in results.get("claims", [])}
     changes = [{"id": cid, "change": "declaration changed", "reason": c.get("revised") or "not stated"}
-               for cid, c in now.items() if cid in before and before[cid] != c.get("declaration_hash")]
+               for cid, c in now.items() if cid in before and before[cid] != declared(c)]
     changes += [{"id": cid, "change": "removed", "reason": "not stated"} for cid in before if cid not in now]
     return changes
 
@@ -211,7 +219,8 @@ def add_provenance(nb: dict, results: dict) -> dict:
     cmd = command(results["paper"], results["profile"], results.get("overrides", {}))
     text = (f"```{{note}}\nThis page was executed by `{cmd}` on {results['device']} with torch "
             f"{results['torch']}, at commit `{results['commit']}`, in {minutes:.1f} minutes. "
-            f"Its claims and verdicts are in `book/results/{results['paper']}.json`.")
+            f"Its claims and verdicts are in `book/results/{'paper/' if results['profile'] == 'paper' else ''}"
+            f"{results['paper']}.json`.")
     changes = results.get("rule_changes") or []
     if changes:
         text += "\n\nRules changed since the previous run: " + "; ".join(
@@ -254,21 +263,32 @@ def _environment(env: dict):
             os.environ.pop(k) if v is None else os.environ.__setitem__(k, v)
 
 
+class Stopped(KeyboardInterrupt):
+    """The run was stopped by a signal (SIGINT: Ctrl-C, or SIGTERM: `kill`); `signum` says which. A subclass
+    of KeyboardInterrupt, so papermill and the kernel client treat it as an interrupt and shut the kernel down
+    on the way out."""
+
+    def __init__(self, signum: int):
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
 @contextlib.contextmanager
-def _terminated_cleanly():
-    """SIGTERM raises SystemExit here, so the temporary folder and the kernel are cleaned up on the way out
-    (the default action would end the process at once and leave both behind)."""
+def stop_on_signals():
+    """SIGTERM and SIGINT raise `Stopped` here, so the kernel, the temporary folder and the lock are cleaned up on
+    the way out (SIGTERM's default action would end the process at once and leave them behind)."""
     def handler(signum, frame):
-        raise SystemExit(128 + signum)
+        raise Stopped(signum)
     try:
-        previous = signal.signal(signal.SIGTERM, handler)
+        previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     except ValueError:  # not the main thread: leave signals alone
         yield
         return
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)
 
 
 # the kernel's own log warns on every start that its local TCP sockets are unencrypted; only errors matter here
@@ -299,20 +319,37 @@ def inject_parameters(notebook: Path, params: dict, out: Path) -> Path:
     return out
 
 
+def _kernel_manager(log: Path):
+    """The kernel manager class papermill uses, with the kernel process's own stderr sent to `log`: what a cell
+    writes reaches the notebook through the kernel's messages either way, but the kernel's log (e.g. the errors
+    of its message handlers while it is shut down under a signal) would otherwise land on our terminal."""
+    from jupyter_client import AsyncKernelManager
+
+    class KernelManager(AsyncKernelManager):
+        async def _async_launch_kernel(self, kernel_cmd, **kw):
+            with open(log, "ab") as stderr:  # the child keeps its own copy of the descriptor
+                return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": stderr})
+
+    return KernelManager
+
+
 def _execute(paper: str, paths: Paths, params: dict, tmp: Path, env: dict, progress: bool) -> Path:
     import papermill as pm
 
     out = tmp / f"{paper}.ipynb"
+    log = tmp / f"{paper}.kernel.log"
     source = inject_parameters(paths.notebook(paper), params, tmp / f"{paper}.input.ipynb")
     with _environment(env):
         try:
             pm.execute_notebook(str(source), str(out), kernel_name="python3",
                                 progress_bar=progress, cwd=str(paths.notebooks), log_output=False,
-                                extra_arguments=KERNEL_ARGS)
+                                extra_arguments=KERNEL_ARGS, kernel_manager_class=_kernel_manager(log))
         except pm.PapermillExecutionError as e:
             if e.ename == "DeadlineReached":
                 raise PartialRun(e.evalue) from None
             failed = install.keep_failed(paths.root, paper, out, None)
+            if log.exists() and log.stat().st_size:
+                install.atomic_copy(log, failed / log.name)
             raise RuntimeError(f"{paper} failed in cell {e.exec_count}: {e.ename}: {e.evalue}\n"
                                f"(the partly executed notebook is in {failed / f'{paper}.ipynb'}; "
                                f"the book was not changed)") from None
@@ -321,31 +358,76 @@ def _execute(paper: str, paths: Paths, params: dict, tmp: Path, env: dict, progr
 
 def run(paper: str, profile: str = "cpu", overrides: dict | None = None, *, root: Path | None = None,
         force: bool = False, progress: bool = True, max_minutes: float | None = None,
-        workers: int = 1) -> dict:
+        workers: int = 1, cluster: str | None = None) -> dict:
     """Execute one paper's notebook; return its results dict (the existing one if skipped).
 
-    `workers`: how many of an experiment's independent runs train at once, in worker processes (the run cache's
-    `cached_runs`); it changes how fast a run goes, not what it computes, so it is recorded but not hashed."""
+    `workers`: how many of an experiment's independent runs train at once, in local worker processes; `cluster`:
+    a Dask cluster that trains them instead (`local:N`, a scheduler address, `slurm`; `lastlayer.training.fanout`).
+    Either changes how fast a run goes, not what it computes, so it is recorded but not hashed."""
     paths, params, overrides = prepare(paper, profile, overrides, root)
     data = data_folder()
     if max_minutes is not None and not max_minutes > 0:
         raise RunnerError(f"--max-minutes must be positive, got {max_minutes}")
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise RunnerError(f"--workers must be a whole number of at least 1, got {workers!r}")
+    fan_out = {WORKERS_ENV: str(workers)}
+    if cluster:
+        if workers > 1:
+            raise RunnerError("--workers and --cluster are two ways to train the runs: choose one")
+        try:
+            fan_out[CLUSTER_ENV] = check_cluster(cluster, paths.root)
+        except ClusterError as e:
+            raise RunnerError(str(e)) from None
+        if cluster == "slurm":  # the kernel runs in another folder: name the settings file absolutely
+            fan_out[CLUSTER_CONFIG_ENV] = str(Path(os.environ.get(CLUSTER_CONFIG_ENV)
+                                                   or paths.root / "cluster.yml").resolve())
     try:
         install.check_writable(paths.executed(paper, profile).parent, paths.results(paper, profile).parent,
                                paths.root / "build" / "locks")
     except PermissionError as e:
         raise RunnerError(f"{e}: the run's outputs could not be installed; nothing was run") from None
     try:
-        with install.paper_lock(paths.root, paper), _terminated_cleanly():
+        with stop_on_signals(), install.paper_lock(paths.root, paper):
             return _run_locked(paper, profile, params, overrides, paths, data, force, progress, max_minutes,
-                               workers)
+                               fan_out)
     except install.BusyError as e:
         raise RunnerError(str(e)) from None
 
 
-def _run_locked(paper, profile, params, overrides, paths, data, force, progress, max_minutes, workers) -> dict:
+@contextlib.contextmanager
+def _show_progress(paper: str, file: Path, show: bool):
+    """On a terminal, the training runs done, running and left, read from the file the kernel's fan-out writes
+    (`lastlayer.training.fanout.Progress`): the progress reaches the command line, never the notebook."""
+    import sys
+    import threading
+    if not (show and sys.stderr.isatty()):
+        yield
+        return
+    stop = threading.Event()
+
+    def poll():
+        last = None
+        while not stop.wait(1.0):
+            try:
+                state = json.loads(file.read_text())
+            except (OSError, ValueError):
+                continue
+            line = f"{paper}: training runs {state['done']} done, {state['running']} running, {state['left']} left"
+            if line != last:
+                print(f"\r{line}\033[K", end="", file=sys.stderr, flush=True)
+                last = line
+        if last:
+            print(file=sys.stderr)
+    thread = threading.Thread(target=poll, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _run_locked(paper, profile, params, overrides, paths, data, force, progress, max_minutes, fan_out) -> dict:
     digest = input_hash(paper, profile, params, paths)
     if not force and stored_hashes(paper, paths, profile) == (digest, digest):
         print(f"{paper}: unchanged since its last run ({profile}), skipped; --force reruns it")
@@ -358,12 +440,13 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
     with tempfile.TemporaryDirectory(prefix=f"lastlayer-{paper}-") as tmp:
         tmp = Path(tmp)
         env = {RESULTS_ENV: str(tmp), "TQDM_DISABLE": "1", DATA_ENV: str(data),
-               "PYDEVD_DISABLE_FILE_VALIDATION": "1", WORKERS_ENV: str(workers)}
+               "PYDEVD_DISABLE_FILE_VALIDATION": "1", PROGRESS_ENV: str(tmp / "progress.json"), **fan_out}
         if max_minutes is not None:
             env[DEADLINE_ENV] = str(start_wall + 60 * max_minutes)
         start = time.perf_counter()
         try:
-            out = _execute(paper, paths, params, tmp, env, progress)
+            with _show_progress(paper, tmp / "progress.json", progress):
+                out = _execute(paper, paths, params, tmp, env, progress)
         except PartialRun:
             used = (time.perf_counter() - start) / 60
             raise PartialRun(f"partial run: {used:.1f} minutes used; rerun the same command to continue "
@@ -374,13 +457,19 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
             raise RuntimeError(f"{paper}: the notebook ran but wrote no results (does it end with report.save()?)")
         results = json.loads(res_file.read_text())
         results.update(profile=profile, parameters=params, overrides=overrides, commit=commit,
-                       seconds=round(seconds, 1), workers=workers, input_hash=digest)
+                       seconds=round(seconds, 1), workers=int(fan_out[WORKERS_ENV]),
+                       cluster=fan_out.get(CLUSTER_ENV), input_hash=digest)
         before = paths.results(paper, profile)
         previous = json.loads(before.read_text()) if before.exists() else None
         results["rule_changes"] = rule_changes(previous, results)
         problems = validate(results)
         nb = add_provenance(strip_volatile(json.loads(out.read_text())), results)
         problems += install.output_problems(nb)
+        kernel_log = tmp / f"{paper}.kernel.log"  # what reached the kernel's stderr outside any cell's stream
+        if kernel_log.exists() and kernel_log.read_text(errors="replace").strip():
+            first = kernel_log.read_text(errors="replace").strip().splitlines()[0]
+            problems.append(f"the kernel wrote to stderr: {first} (outside any cell's output: os.write(2, ...), "
+                            f"a library's C code, the kernel's own errors)")
         # outputs name places in the book or the project, never this machine's folders
         text = install.scrub(json.dumps(nb, indent=1, ensure_ascii=False),
                              install.machine_paths(paths.root, tmp.resolve(), tmp)) + "\n"

@@ -9,19 +9,21 @@ Change any of them and the run trains again; change nothing and a rerun of a not
 Because each finished run is stored the moment it ends, a paper profile stopped at any point resumes losing at
 most the run in progress.
 
-Independent runs (the seeds and arms of one experiment) can train several at once in worker processes:
+Independent runs (the seeds and arms of one experiment) can train several at once:
 
     runs = cached_runs([functools.partial(train_one, arm, seed, train, test, config) for arm in arms ...])
 
-with `$LASTLAYER_WORKERS` processes (`python -m lastlayer run --workers N`; default 1, one after another).
-Each worker stores its runs in the cache and the caller loads them from there, so the result is the same list,
+in local worker processes (`run --workers N`) or on a Dask cluster (`run --cluster ...`): `lastlayer.training.
+fanout`. Each worker stores its runs and the caller loads them from the store, so the result is the same list,
 in the same order, as one run after another. That pays on a GPU, where one small model cannot keep the card
-busy and the host's per-step overhead is the limit (several processes issue their kernels side by side); on a
-CPU the cores are already shared by one run's threads, so the default stays 1 there.
+busy, and wherever one machine is not enough.
 
-Storage is `joblib.Memory` (maintained, hashes arguments by value, writes each result atomically — a killed
-process never leaves half a result that a later run would load). The folder is `$LASTLAYER_CACHE`
-(default `build/cache` in the project's folder); `LASTLAYER_CACHE=off` disables the cache.
+The store is a folder, `$LASTLAYER_CACHE` (default `build/cache` in the project's folder; `off` disables it),
+which may be on a file system that workers on other machines share. One file per run, `runs/<k>/<key>.pt`: a
+header with the SHA-256 of the payload (torch's serialisation of the result). A file is written to a temporary
+name beside its place and renamed into it, so two workers finishing the same run leave one whole entry, and a
+full disk or a killed process leaves none. An entry whose checksum or load fails is reported with its key,
+removed and trained again: the cache never returns what it cannot verify.
 
 `$LASTLAYER_DEADLINE` (a unix time, set by `python -m lastlayer run --max-minutes`) makes a run that would have
 to train after that moment raise `DeadlineReached` instead, so a long profile can be executed in chunks that each
@@ -30,11 +32,11 @@ again continues from there.
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import os
 import time
-from functools import lru_cache
 from pathlib import Path
 
 import torch
@@ -99,15 +101,61 @@ def _feed(h, obj) -> None:
                         f"function has no name that says what it computes)")
 
 
-def _invoke(key, fn, args, kwargs):
-    """What joblib stores; only `key` enters joblib's own hash (the arguments are in it already)."""
-    return fn(*args, **kwargs)
+MAGIC = b"lastlayer-run 1\n"
 
 
-@lru_cache(maxsize=None)
-def _memorized(location: str):
-    import joblib
-    return joblib.Memory(location, verbose=0).cache(_invoke, ignore=["fn", "args", "kwargs"])
+class CacheError(OSError):
+    """A run could not be stored (a full disk, a read-only folder); the message names the run and the folder."""
+
+
+def entry_path(location: Path, key: str) -> Path:
+    return Path(location) / "runs" / key[:2] / f"{key}.pt"
+
+
+def _load(location: Path, key: str):
+    """(True, result) for a verified entry; (False, None) when there is none or it is corrupt (then removed)."""
+    import io
+    path = entry_path(location, key)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return False, None
+    why = None
+    head, digest = data[:len(MAGIC)], data[len(MAGIC):len(MAGIC) + 64]
+    payload = data[len(MAGIC) + 65:]
+    if head != MAGIC or len(data) < len(MAGIC) + 65:
+        why = "not a run entry"
+    elif hashlib.sha256(payload).hexdigest().encode() != digest:
+        why = "checksum mismatch: truncated or changed"
+    else:
+        try:
+            return True, torch.load(io.BytesIO(payload), weights_only=False)
+        except Exception as e:  # noqa: BLE001 - any failure to unpickle means the entry cannot be trusted
+            why = f"cannot be loaded: {type(e).__name__}: {e}"
+    # stdout, not stderr: a warning on stderr would keep the chapter out of the book; the rerun is the remedy
+    print(f"run cache: the stored run {key[:16]} is corrupt ({why}); it is trained again", flush=True)
+    path.unlink(missing_ok=True)
+    return False, None
+
+
+def _store(location: Path, key: str, result) -> None:
+    import io
+    import uuid
+    buffer = io.BytesIO()
+    torch.save(result, buffer)
+    payload = buffer.getvalue()
+    path = entry_path(location, key)
+    tmp = path.parent / f".{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            f.write(MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n" + payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic: readers see the old state or the whole entry
+    except OSError as e:
+        tmp.unlink(missing_ok=True)
+        raise CacheError(e.errno, f"could not store the run {key[:16]} in {location}: {e.strerror or e}") from None
 
 
 def cache_dir() -> Path | None:
@@ -130,18 +178,6 @@ def deadline() -> float | None:
         raise ValueError(f"{DEADLINE_ENV} must be a unix time in seconds, not {value!r}") from None
 
 
-def workers() -> int:
-    """How many runs `cached_runs` trains at once: $LASTLAYER_WORKERS, default 1."""
-    value = os.environ.get(WORKERS_ENV, "1")
-    try:
-        n = int(value)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"{WORKERS_ENV} must be a whole number of at least 1, not {value!r}")
-    return n
-
-
 def _key(fn, args, kwargs, device_kind: str | None) -> str:
     if device_kind is None:
         device_kind = "cuda" if torch.cuda.is_available() else "cpu"
@@ -156,76 +192,80 @@ def cached_run(fn, *args, device_kind: str | None = None, **kwargs):
     (floating point differs). By default it is the kind torch would pick ('cuda' when available)."""
     location = cache_dir()
     if location is None:
-        _check_deadline(fn)
+        _check_deadline(fn, deadline())
         return fn(*args, **kwargs)
     key = _key(fn, args, kwargs, device_kind)
-    memorized = _memorized(str(location))
-    if not memorized.check_call_in_cache(key, fn, args, kwargs):
-        _check_deadline(fn)
-    return memorized(key, fn, args, kwargs)
+    found, result = _load(location, key)
+    if found:
+        return result
+    _check_deadline(fn, deadline())
+    result = fn(*args, **kwargs)
+    _store(location, key, result)
+    return result
+
+
+def store_run(call: functools.partial, location: Path, limit: float | None, threads: int | None = None) -> bool:
+    """Train one run into the store at `location` unless it is there: what a worker executes. A run that would
+    start after `limit` is skipped (False); the caller's loading pass names it. Nothing but an error travels
+    back: the caller loads the result from the store."""
+    if threads:
+        torch.set_num_threads(threads)
+    key = _key(call.func, call.args, call.keywords, None)
+    if _load(location, key)[0]:
+        return True
+    if limit is not None and time.time() > limit:
+        return False
+    _store(location, key, call.func(*call.args, **call.keywords))
+    return True
 
 
 def is_cached(call: functools.partial) -> bool:
     """Whether `cached_run(call.func, *call.args, **call.keywords)` would load rather than train."""
     location = cache_dir()
-    return location is not None and _memorized(str(location)).check_call_in_cache(
-        _key(call.func, call.args, call.keywords, None), call.func, call.args, call.keywords)
+    return location is not None and entry_path(location, _key(call.func, call.args, call.keywords, None)).exists()
 
 
 def cached_runs(calls, n_workers: int | None = None) -> list:
     """`[cached_run(c.func, *c.args, **c.keywords) for c in calls]` for `functools.partial` calls, with the runs
-    that must train trained `n_workers` at a time (default `$LASTLAYER_WORKERS`) in worker processes.
+    that must train trained by the environment's backend (`lastlayer.training.fanout`: in this process, local
+    worker processes, or a Dask cluster); `n_workers` > 1 asks for that many local processes.
 
-    The workers store every finished run in the cache; the list is then loaded from it in order, so it is the
-    one a single process computes. Without a cache (`LASTLAYER_CACHE=off`) the runs go one after another.
-    An error in a worker stops the others' queue and is raised here; at the deadline the runs in progress finish
-    and are stored, and `DeadlineReached` names the first run still missing."""
+    The workers store every finished run; the list is then loaded from the store in order, so it is the one a
+    single process computes. Without a cache (`LASTLAYER_CACHE=off`) the runs go one after another here. A run
+    that fails on a worker raises `fanout.RunFailed` with its key and the worker's traceback; at the deadline the
+    runs in progress finish and are stored, and `DeadlineReached` names the first run still missing."""
+    from lastlayer.training import fanout
     calls = list(calls)
     for c in calls:
         if not isinstance(c, functools.partial):
             raise TypeError(f"cached_runs takes functools.partial calls, not {c!r}")
-    n_workers = workers() if n_workers is None else n_workers
-    if n_workers > 1 and cache_dir() is not None:
-        missing = [c for c in calls if not is_cached(c)]
+    kind, _ = fanout.backend()  # checks the environment's settings even when nothing is left to train
+    location = cache_dir()
+    if location is not None and (kind != "inline" or (n_workers or 1) > 1):
+        keys = [_key(c.func, c.args, c.keywords, None) for c in calls]
+        missing = [(c, k) for c, k in zip(calls, keys) if not entry_path(location, k).exists()]
         limit = deadline()
         if len(missing) > 1 and (limit is None or time.time() < limit):
-            _train_in_workers(missing, min(n_workers, len(missing)))
+            with _workers(n_workers):
+                fanout.train_all([c for c, _ in missing], store_run, location, limit, [k for _, k in missing])
     return [cached_run(c.func, *c.args, **c.keywords) for c in calls]
 
 
-def _worker_start(threads: int) -> None:
-    torch.set_num_threads(threads)
-
-
-def _worker_run(call: functools.partial) -> None:
-    """Train and store one run; nothing travels back but an error (the caller loads from the cache)."""
+@contextlib.contextmanager
+def _workers(n: int | None):
+    """`n_workers` given by a caller: that many local processes, whatever the environment says."""
+    if not n:
+        yield
+        return
+    saved = os.environ.get(WORKERS_ENV)
+    os.environ[WORKERS_ENV] = str(n)
     try:
-        cached_run(call.func, *call.args, **call.keywords)
-    except DeadlineReached:
-        pass  # the caller's loading pass raises it, naming the first missing run
+        yield
+    finally:
+        os.environ.pop(WORKERS_ENV) if saved is None else os.environ.__setitem__(WORKERS_ENV, saved)
 
 
-def _train_in_workers(calls: list, n_workers: int) -> None:
-    import concurrent.futures as cf
-
-    import torch.multiprocessing as tmp  # pickles tensors through shared memory (CPU) or CUDA IPC handles
-
-    # 'spawn': a CUDA context cannot be forked; every worker imports the library afresh
-    threads = max(1, torch.get_num_threads() // n_workers)
-    with cf.ProcessPoolExecutor(n_workers, mp_context=tmp.get_context("spawn"), initializer=_worker_start,
-                                initargs=(threads,)) as pool:
-        futures = [pool.submit(_worker_run, c) for c in calls]
-        try:
-            for future in cf.as_completed(futures):
-                future.result()
-        except BaseException:
-            for f in futures:
-                f.cancel()
-            raise
-
-
-def _check_deadline(fn) -> None:
-    limit = deadline()
+def _check_deadline(fn, limit: float | None) -> None:
     if limit is not None and time.time() > limit:
         raise DeadlineReached(f"time budget spent before {getattr(fn, '__qualname__', fn)} could start; "
                               f"rerun the same command to continue (finished runs are cached)")

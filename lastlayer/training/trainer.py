@@ -8,6 +8,7 @@ What a paper needs beyond plain classification comes in through two seams:
 """
 from __future__ import annotations
 
+import math
 import os
 import random
 import time
@@ -20,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from lastlayer.data import Split, batches
+from lastlayer.numbers import plural
 
 Objective = Callable[[nn.Module, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
@@ -51,7 +53,7 @@ def device_name(device: str | torch.device = "auto") -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
     if device.type == "cpu":
-        return f"cpu ({torch.get_num_threads()} threads, {os.cpu_count()} cores)"
+        return f"cpu ({plural(torch.get_num_threads(), 'thread')}, {plural(os.cpu_count(), 'core')})"
     return device.type
 
 
@@ -165,6 +167,21 @@ def _raise_non_finite(value: float, epoch: int, batch: int, opt) -> None:
         f"(lr {opt.param_groups[0]['lr']:g}): lower the learning rate or check the inputs")
 
 
+def _check_finite_state(model: nn.Module, epoch: int, opt, test_loss: float | None) -> None:
+    """After an epoch: the weights, the buffers (batch-norm statistics) and the test loss must be finite. A step
+    can overflow the weights while the loss it was computed from was finite; the last step of a run has no
+    next loss to show it, and a model whose outputs are NaN still yields an accuracy (argmax of NaN logits), so
+    without this a run that diverged would be reported as one that trained."""
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    finite = torch.stack([torch.isfinite(t).all() for t in tensors]).all() if tensors else True
+    if not bool(finite):  # one sync per epoch
+        raise NonFiniteLossError(f"non-finite weights after epoch {epoch + 1} (lr {opt.param_groups[0]['lr']:g}): "
+                                 f"lower the learning rate or check the inputs")
+    if test_loss is not None and not math.isfinite(test_loss):
+        raise NonFiniteLossError(f"non-finite test loss ({test_loss}) after epoch {epoch + 1} "
+                                 f"(lr {opt.param_groups[0]['lr']:g}): lower the learning rate or check the inputs")
+
+
 def fit(model: nn.Module, train: Split, test: Split | None = None, config: TrainConfig | None = None, *,
         objective: Objective = classification, optimizer: torch.optim.Optimizer | None = None,
         scheduler: Callable[[torch.optim.Optimizer], object] | None = None,
@@ -173,7 +190,8 @@ def fit(model: nn.Module, train: Split, test: Split | None = None, config: Train
 
     The history holds per epoch: train_loss and train_acc (running, over the examples stepped on),
     test_loss and test_acc, lr, seconds (training time of the epoch, evaluation excluded) and
-    examples (how many were stepped on). Non-finite losses raise `NonFiniteLossError`.
+    examples (how many were stepped on). A non-finite loss, or weights or a test loss that are not finite after
+    an epoch, raise `NonFiniteLossError`.
     """
     config = config or TrainConfig()
     device = resolve_device(config.device)
@@ -247,9 +265,12 @@ def _fit(model, train, test, config, device, objective, optimizer, scheduler, ca
         history["train_loss"].append(float(loss_sum) / max(seen, 1))
         history["train_acc"].append(float(correct) / max(seen, 1))
         history["lr"].append(opt.param_groups[0]["lr"])
+        test_loss = None
         if test is not None:
             with autocast:
                 test_loss, test_acc = evaluate(model, test, objective, config.eval_batch_size)
+        _check_finite_state(model, epoch, opt, test_loss)
+        if test is not None:
             history["test_loss"].append(test_loss)
             history["test_acc"].append(test_acc)
         for cb in callbacks:

@@ -30,6 +30,11 @@ def meeting_run(seed: int, log: str) -> int:
     return seed
 
 
+def big_run(n: int) -> torch.Tensor:
+    """A result of n float32 zeros: 4n bytes to store."""
+    return torch.zeros(n)
+
+
 def failing_run(seed: int) -> int:
     if seed == 2:
         raise ValueError(f"run {seed} failed")

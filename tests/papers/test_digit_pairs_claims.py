@@ -85,7 +85,7 @@ def test_multi_part_claims_declare_their_parts_and_keep_their_alpha():
         assert by_id[cid].rule_criterion.startswith(f"For each {by_id[cid].parts}: ")
         assert by_id[cid].revised
     assert "97.5% t-interval" in by_id["model-order"].rule_criterion
-    assert "98.3333% t-interval of the difference lies inside (-0.03, 0.03)" in by_id["table1-values"].rule_criterion
+    assert "98.3% t-interval of the difference lies inside (-0.03, 0.03)" in by_id["table1-values"].rule_criterion
 
 
 def test_decide_lists_every_claim_once_in_declaration_order():

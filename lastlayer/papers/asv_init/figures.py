@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from lastlayer.plots import finish
 from lastlayer.numbers import fmt_mean_sd
 
 from .claims import LABELS
@@ -32,7 +33,7 @@ def std_check_max_diff(table: pd.DataFrame) -> float:
 def plot_picture(curves: pd.DataFrame, pooled_layers, title: str):
     """Per-layer log2 forward and backward variance (mean over draws) for each method; dotted lines after
     the pooled layers."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 4), sharex=True)
     for ax, key, ylabel in zip(axes, ["forward", "backward"],
                                [r"$\log_2 \mathrm{Var}(u_l)$", r"$\log_2 \mathrm{Var}(\partial E/\partial z_{l-1})$"]):
         for method in METHODS:
@@ -43,9 +44,9 @@ def plot_picture(curves: pd.DataFrame, pooled_layers, title: str):
         ax.set_xlabel("layer l")
         ax.set_ylabel(ylabel)
         ax.set_title(key)
-    axes[0].legend(fontsize=8)
+    axes[0].legend()
     fig.suptitle(title)
-    return fig
+    return finish(fig)
 
 
 def jump_table(pooled: pd.DataFrame) -> pd.DataFrame:
@@ -117,7 +118,7 @@ def table1(runs: pd.DataFrame) -> pd.DataFrame:
 def plot_table1(runs: pd.DataFrame, title: str):
     """Peak accuracy against Adam's learning rate per method (mean ± sd over seeds), one panel per dataset."""
     names = list(dict.fromkeys(runs.dataset))
-    fig, axes = plt.subplots(1, len(names), figsize=(min(10, 5 * len(names)), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(min(7.4, 5 * len(names)), 4), squeeze=False)
     for ax, name in zip(axes[0], names):
         for m in METHODS:
             g = runs[(runs.dataset == name) & (runs.method == m)].groupby("lr").peak_acc
@@ -127,9 +128,9 @@ def plot_table1(runs: pd.DataFrame, title: str):
         ax.set_xlabel("Adam learning rate")
         ax.set_ylabel("peak validation accuracy (%)")
         ax.set_title(name)
-    axes[0][0].legend(fontsize=8)
+    axes[0][0].legend()
     fig.suptitle(title)
-    return fig
+    return finish(fig)
 
 
 def table3(runs: pd.DataFrame) -> pd.DataFrame:
@@ -146,7 +147,7 @@ def table3(runs: pd.DataFrame) -> pd.DataFrame:
 def plot_table3(runs: pd.DataFrame, title: str):
     """Bars of peak accuracy per optimizer and method (mean ± sd over seeds)."""
     opts = list(dict.fromkeys(runs.optimizer))
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig, ax = plt.subplots(figsize=(7.4, 4))
     width = 0.16
     for i, m in enumerate(METHODS):
         g = runs[runs.method == m].groupby("optimizer").peak_acc
@@ -156,5 +157,5 @@ def plot_table3(runs: pd.DataFrame, title: str):
     ax.set_xticks(np.arange(len(opts)), [f"{o} ({lrs[o]:g})" for o in opts])
     ax.set_ylabel("peak validation accuracy (%)")
     ax.set_title(title)
-    ax.legend(fontsize=8, ncols=5, loc="lower center", bbox_to_anchor=(0.5, 1.08))
-    return fig
+    ax.legend(ncols=5, loc="lower center", bbox_to_anchor=(0.5, 1.08))
+    return finish(fig)

@@ -13,7 +13,7 @@ from lastlayer.numbers import fmt_mean_sd
 from lastlayer.papers.digit_pairs import reference as ref
 from lastlayer.papers.digit_pairs.claims import matches, accuracies, combo, sweep
 from lastlayer.papers.digit_pairs.gradients import OUTCOMES
-from lastlayer.plots import bars_vs_paper, mean_band
+from lastlayer.plots import bars_vs_paper, finish, legend_below, mean_band
 
 KINDS = list(ref.NAMES)
 COMBOS = ((True, False), (True, True), (False, False), (False, True))
@@ -50,7 +50,7 @@ def table1_bars(rows):
     bars_vs_paper(ax, [ref.NAMES[k] for k in KINDS], [accuracies(rows, experiment="table1", kind=k) for k in KINDS],
                   [ref.TABLE1[k] for k in KINDS], title="Table I: test accuracy, ours and the paper's")
     ax.set_ylim(0.5, 1.0)
-    return fig
+    return finish(fig)
 
 
 def curves(table: dict):
@@ -62,12 +62,12 @@ def curves(table: dict):
             mean_band(ax, np.arange(1, len(h) + 1), h, ref.NAMES[k])
     ax.set(xlabel="epoch", ylabel="test accuracy", title="Table I models: test accuracy over training")
     ax.legend()
-    return fig
+    return finish(fig)
 
 
 def figure1a(rows):
     """Bars per model and (batch norm, skip) combination, mean ± std over rounds."""
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = plt.subplots(figsize=(7.4, 3.5))
     width = 0.2
     for i, (bn, skip) in enumerate(COMBOS):
         acc = [combo(rows, k, bn, skip) for k in KINDS]
@@ -78,8 +78,8 @@ def figure1a(rows):
     ax.set_xticks(np.arange(3), [ref.NAMES[k] for k in KINDS])
     ax.set(ylabel="test accuracy", title="Batch norm and skip connections (each model at its Table I rate)")
     ax.set_ylim(0.4, 1.0)
-    ax.legend(ncol=2, fontsize=9)
-    return fig
+    legend_below(ax, ncols=4)  # under the axes: it never covers a bar
+    return finish(fig)
 
 
 def figure1a_table(rows) -> pd.DataFrame:
@@ -102,8 +102,8 @@ def figure1b(rows):
     ax.axvspan(min(ref.BEST_LRS), max(ref.BEST_LRS), color="grey", alpha=0.15, label="paper's best range")
     ax.set_xscale("log")
     ax.set(xlabel="learning rate", ylabel="test accuracy", title="Learning rate")
-    ax.legend(fontsize=9)
-    return fig
+    ax.legend()
+    return finish(fig)
 
 
 def figure1b_table(rows) -> pd.DataFrame:
@@ -132,9 +132,9 @@ def figure1c(rows):
         ax.set_xscale("log")
         ax.set_xticks(x, ["0" if w == 0 else f"{w:.2g}" for w in ws])
         ax.minorticks_off()
-        ax.legend(fontsize=9)
+        ax.legend()
     ax.set(xlabel="auxiliary-loss weight w2 (w1 = 1)", ylabel="test accuracy", title="Auxiliary-loss weight")
-    return fig
+    return finish(fig)
 
 
 def figure1c_table(rows) -> pd.DataFrame:
@@ -144,7 +144,7 @@ def figure1c_table(rows) -> pd.DataFrame:
 
 
 def figure1d(rows):
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), sharey=True)
+    fig, axes = plt.subplots(1, 3, figsize=(7.4, 3.2), sharey=True)
     for ax, layer in zip(axes, ("c1", "c2", "hidden")):
         s = sweep(rows, "fig1d", "pair", layer)
         if s:
@@ -156,13 +156,13 @@ def figure1d(rows):
             ax.minorticks_off()
         ax.set(xlabel=layer, title=f"pair model: {layer}")
     axes[0].set_ylabel("test accuracy")
-    return fig
+    return finish(fig)
 
 
 def figure2(grads: dict, round: int = 0):
     """Per-layer gradient norms of one round with (left) and without (right) batch norm; exact zeros are
     drawn at 1e-12 so that a dead layer shows on the log axis."""
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.5), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.5), sharey=True)
     for ax, bn in zip(axes, (True, False)):
         g = grads[bn]
         for layer, norms in g.norms[round].items():
@@ -170,8 +170,8 @@ def figure2(grads: dict, round: int = 0):
         ax.set_yscale("log")
         ax.set(xlabel="mini-batch", title=f"{'with' if bn else 'without'} batch norm: {g.outcomes[round]}")
     axes[0].set_ylabel(f"gradient norm (round {round + 1})")
-    axes[1].legend(fontsize=9)
-    return fig
+    axes[1].legend()
+    return finish(fig)
 
 
 def gradient_table(rows) -> pd.DataFrame:

@@ -18,6 +18,7 @@ Member g of `fit_group` therefore equals `fit` with seed `seeds[g]`, up to float
 """
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import asdict, replace
 from typing import Callable, Sequence
@@ -359,6 +360,22 @@ def fit_group(models: Sequence[nn.Module], trains: Sequence[Split], tests: Seque
         seconds = (time.perf_counter() - start) / g
         train_loss, train_acc = (loss_sum / n).tolist(), [c / n for c in correct.tolist()]
         tested = evaluate_group(model, *test, objective, config.eval_batch_size) if test is not None else None
+        # as `fit`: a member whose weights or test loss are not finite after the epoch diverged (its last step
+        # overflowed, or its outputs are NaN while an accuracy can still be counted from them)
+        state_ok = torch.stack([torch.isfinite(t.reshape(g, -1)).all(1) for t in model.state_dict().values()
+                                if t.is_floating_point() and t.dim() > 0]).all(0)  # member-major, as `group` stacks
+        test_ok = torch.tensor([math.isfinite(v) for v in tested[0]] if tested else [True] * g, device=device)
+        late = ~(state_ok & test_ok) & alive
+        if bool(late.any()):
+            first = int(late.nonzero()[0])
+            if on_nonfinite == "raise":
+                raise NonFiniteLossError(f"non-finite weights or test loss of group member {first} (seed "
+                                         f"{seeds[first]}) after epoch {epoch + 1} (lr {opt.param_groups[0]['lr']:g}): "
+                                         f"lower the learning rate or check the inputs")
+            for i in late.nonzero()[:, 0].tolist():
+                stopped[i] = {k: v.clone() for k, v in _member_state(model.state_dict(), models[i], i).items()}
+            alive &= ~late
+            all_alive = False
         for i in range(g):
             h = {k: v[i] for k, v in history.items()}
             h["seconds"].append(seconds)

@@ -9,7 +9,7 @@ import torch
 
 from lastlayer.numbers import fmt_mean_sd
 from lastlayer.papers.feature_cache import reference as ref
-from lastlayer.plots import mean_band
+from lastlayer.plots import finish, mean_band
 
 COLORS = {"normal": "C0", "caching": "C1", "random": "C2"}
 LABELS = {"normal": "normal", "caching": "caching", "random": "random drop (control)"}
@@ -24,12 +24,12 @@ def class_centroids(split) -> torch.Tensor:
 def centroids(split):
     import matplotlib.pyplot as plt
     cents = class_centroids(split)
-    fig, axes = plt.subplots(1, len(cents), figsize=(10, 1.6))
+    fig, axes = plt.subplots(1, len(cents), figsize=(7.4, 1.6))
     for c, ax in enumerate(axes):
         ax.imshow(cents[c, 0], cmap="gray")
-        ax.set_title(split.classes[c][:8], fontsize=9)
+        ax.set_title(split.classes[c][:8])
         ax.axis("off")
-    return fig
+    return finish(fig)
 
 
 def outliers(split, digits=(3, 7), k=5):
@@ -43,9 +43,9 @@ def outliers(split, digits=(3, 7), k=5):
         median = float(dist.median())
         for ax, i in zip(row, dist.argsort(descending=True)[:k]):
             ax.imshow(xc[i, 0], cmap="gray")
-            ax.set_title(f"d = {dist[i]:.1f} (median {median:.1f})", fontsize=8)
+            ax.set_title(f"d = {dist[i]:.1f} (median {median:.1f})")
             ax.axis("off")
-    return fig
+    return finish(fig)
 
 
 def tsne_map(sample, seed: int, iterations: int):
@@ -60,9 +60,9 @@ def tsne_map(sample, seed: int, iterations: int):
     fig, ax = plt.subplots(figsize=(6, 5))
     for c in range(len(sample.classes)):
         ax.scatter(*emb[labels == c].T, s=4, label=sample.classes[c], color=f"C{c % 10}")
-    ax.legend(markerscale=3, fontsize=8)
+    ax.legend(markerscale=3)
     ax.set_xticks([]), ax.set_yticks([])
-    return fig
+    return finish(fig)
 
 
 # -- Figure 7 and the time -------------------------------------------------------------------------------
@@ -88,7 +88,7 @@ def fig7_table(sweep, n_train: int) -> pd.DataFrame:
 
 def fig7_plot(sweep, n_train: int):
     import matplotlib.pyplot as plt
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.4, 4))
     trainers = [t for t in ("normal", "caching", "random") if t in set(sweep.epochs.trainer)]
     for t in trainers:
         acc = _per_epoch(sweep, t, "test_acc")
@@ -97,13 +97,13 @@ def fig7_plot(sweep, n_train: int):
     ax1.plot(k, ref.FIG7_NORMAL, "--", color=COLORS["normal"], label="normal (paper)")
     ax1.plot(k, ref.FIG7_CACHING, "--", color=COLORS["caching"], label="caching (paper)")
     ax1.set(xlabel="epoch", ylabel="test accuracy (%)", title="test accuracy per epoch")
-    ax1.legend(fontsize=8)
+    ax1.legend()
     hits = _per_epoch(sweep, "caching", "cache_hits") / n_train
     mean_band(ax2, hits.index.values, 100 * hits.values, label="cache hits (ours)", color=COLORS["caching"])
     ax2.plot(k, [100 * s for s in ref.FIG7_HIT_SHARE], "--", color=COLORS["caching"], label="cache hits (paper)")
     ax2.set(xlabel="epoch", ylabel="% of the training set", ylim=(0, 100), title="images dropped per epoch")
-    ax2.legend(fontsize=8)
-    return fig
+    ax2.legend()
+    return finish(fig)
 
 
 def time_plot(sweep, batch_size: int, target: float):
@@ -116,8 +116,8 @@ def time_plot(sweep, batch_size: int, target: float):
                     alpha=0.8, label=LABELS[t] if first else None)
     ax.axhline(100 * target, color="gray", ls=":", label="target")
     ax.set(xlabel="training seconds (cumulative)", ylabel="test accuracy (%)")
-    ax.legend(fontsize=8)
-    return fig
+    ax.legend()
+    return finish(fig)
 
 
 def timing_table(sweep) -> pd.DataFrame:
@@ -150,7 +150,7 @@ def fig8_table(sweep) -> pd.DataFrame:
 def fig8_plot(sweep, epochs: int):
     import matplotlib.pyplot as plt
     f, paper = sweep.final, pd.DataFrame(ref.FIG8).set_index("batch_size")
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 4), sharey=True)
     for ax, col in zip(axes, ("train_acc", "test_acc")):
         for t in ("normal", "caching"):
             piv = f[f.trainer == t].pivot(index="batch_size", columns="seed", values=col)
@@ -159,11 +159,11 @@ def fig8_plot(sweep, epochs: int):
             ax.plot(paper.index, paper[f"{t} {col.split('_')[0]}"], "--", marker="x", color=COLORS[t],
                     label=f"{t} (paper)")
         ax.set(xlabel="batch size", title=f"{col.split('_')[0]} accuracy")
-        ax.set_xticks(paper.index, paper.index, fontsize=8)
+        ax.set_xticks(paper.index, paper.index)
         ax.minorticks_off()
     axes[0].set_ylabel("accuracy (%)")
-    axes[0].legend(fontsize=8)
-    return fig
+    axes[0].legend()
+    return finish(fig)
 
 
 # -- Figures 9 and 10 -------------------------------------------------------------------------------------
@@ -185,7 +185,7 @@ def fig9_table(fm) -> pd.DataFrame:
 def fig9_plot(fm):
     import matplotlib.pyplot as plt
     runs = list(dict.fromkeys(fm.run))
-    fig, axes = plt.subplots(1, len(runs), figsize=(min(10, 3.4 * len(runs)), 3.6), squeeze=False, sharey=True)
+    fig, axes = plt.subplots(1, len(runs), figsize=(min(7.4, 3.4 * len(runs)), 3.6), squeeze=False, sharey=True)
     cols = ("base_train", "base_test", "fm_train", "fm_test_maps")
     xs = np.arange(4)
     for ax, run in zip(axes[0], runs):
@@ -195,11 +195,11 @@ def fig9_plot(fm):
                capsize=3, label="ours")
         if run in ref.FIG9:
             ax.bar(xs + 0.2, ref.FIG9[run], 0.4, alpha=0.7, label="paper")
-        ax.set_xticks(xs, ["base\ntrain", "base\ntest", "maps\ntrain", "maps\ntest"], fontsize=8)
+        ax.set_xticks(xs, ["base\ntrain", "base\ntest", "maps\ntrain", "maps\ntest"])
         ax.set(ylim=(0, 100), title=run.replace(":", ", batch "))
     axes[0][0].set_ylabel("accuracy (%)")
-    axes[0][0].legend(fontsize=8)
-    return fig
+    axes[0][0].legend()
+    return finish(fig)
 
 
 ATTACKS = [(("fgsm", "base"), "base, FGSM"), (("fgsm", "fm"), "maps, FGSM via base"),
@@ -230,7 +230,7 @@ def fig10_table(attacks, run: str, epsilons) -> pd.DataFrame:
 def fig10_plot(attacks, run: str, epsilons):
     import matplotlib.pyplot as plt
     present = [(k, label) for k, label in ATTACKS if any(len(_attacked(attacks, run, k, e)) for e in epsilons)]
-    fig, ax = plt.subplots(figsize=(8, 4))
+    fig, ax = plt.subplots(figsize=(7.4, 4))
     w = 0.8 / (len(present) + 1)
     xs = np.arange(len(epsilons))
     for i, (k, label) in enumerate(present):
@@ -243,5 +243,5 @@ def fig10_plot(attacks, run: str, epsilons):
                label="maps (paper)")
     ax.set_xticks(xs + w * (len(present) - 1) / 2, [f"ε = {e:g}" for e in epsilons])
     ax.set_ylabel("accuracy on attacked test images (%)")
-    ax.legend(fontsize=7, ncol=2)
-    return fig
+    ax.legend(ncol=2)
+    return finish(fig)

@@ -20,7 +20,7 @@ import numpy as np
 
 from lastlayer import stats
 from lastlayer.claims import NOT_TESTABLE, Claim, Missing, Verdicts, decide_parts
-from lastlayer.numbers import format_interval
+from lastlayer.claims import ours as claims_ours
 from lastlayer.papers.fixed_classifier import reference as ref
 from lastlayer.papers.fixed_classifier.experiments import LOOKALIKES, choose_settings, corruption_rows, model_rows
 
@@ -57,7 +57,7 @@ CLAIMS = [
           parts="dataset and learned head",
           revised=PARTS_DECLARED,
           setting=PROXY),
-    Claim(id="fixing-keeps-dot-accuracy",
+    Claim(id="fixing-keeps-dot-accuracy", unit="points",
           statement="Fixing the class vectors does not hurt the accuracy of dot-product models.",
           paper="fixed on par with or above learned dot-product models, by up to 4 points (Table 1)",
           estimand="fixed minus learned dot-product best test accuracy, per dataset (each a part); the learned "
@@ -67,7 +67,7 @@ CLAIMS = [
           parts="dataset",
           revised=PARTS_DECLARED,
           setting=PROXY),
-    Claim(id="fixing-raises-dot-accuracy",
+    Claim(id="fixing-raises-dot-accuracy", unit="points",
           statement="Fixing the class vectors can raise the accuracy of dot-product models.",
           paper="up to +4 points, where classes are many or visually close (Table 1)",
           estimand="fixed minus learned dot-product best test accuracy on Fashion-MNIST (the dataset with "
@@ -76,7 +76,7 @@ CLAIMS = [
           why="the paper ties the gain to visually close classes; with 10 classes only its direction is asked, "
               "not its size",
           setting=PROXY_LOOKALIKE),
-    Claim(id="fixed-cosine-s1-trains",
+    Claim(id="fixed-cosine-s1-trains", unit="points",
           statement="With S = 1, fixed cosine models train well where learned ones train poorly.",
           paper="fixed above learned cosine S = 1 models on every dataset, by up to 53 points (Table 2)",
           estimand="fixed minus learned cosine S = 1 best test accuracy, per dataset (each a part)",
@@ -94,14 +94,14 @@ CLAIMS = [
               "the right class's probability at e/(e + (m - 1)/e), 0.45 for m = 10, 0.035 for m = 200); the gap "
               "is quoted for an unnamed dataset of up to 200 classes, and ours have 10",
           setting=PROXY),
-    Claim(id="larger-s-helps-learned-cosine",
+    Claim(id="larger-s-helps-learned-cosine", unit="points",
           statement="A larger S raises the accuracy of learned cosine models.",
           paper="Table 3: with a grid-searched S learned cosine models are more accurate on every dataset",
           estimand="learned cosine best test accuracy at S = 20 minus at S = 1, per grid dataset",
           rule="direction", parameters={"expected": "greater"},
           why="S = 20 is the S the paper shows as tuned (Figure 4); declared, not chosen on these runs",
           setting=PROXY),
-    Claim(id="best-s-no-benefit-from-learning",
+    Claim(id="best-s-no-benefit-from-learning", unit="points",
           statement="With S tuned, learning the class vectors is no better than fixing them at random.",
           paper="Table 3: fixed on par with or above learned cosine models at their best S",
           estimand="fixed minus learned cosine best test accuracy, each at the S chosen on the selection seeds, "
@@ -174,7 +174,7 @@ CLAIMS = [
           rule="threshold", parameters={"threshold": COMPACT_LEVEL, "side": "above"},
           why="our addition: removes the sign bound to test the paper's number as printed; " + NEAR_PAPER,
           setting="extension"),
-    Claim(id="fixing-keeps-robustness",
+    Claim(id="fixing-keeps-robustness", unit="points",
           statement="Fixed class vectors keep the robustness to image corruptions.",
           paper="Table 6: fixed models highly robust to impulse noise, JPEG and defocus blur (numbers lost)",
           estimand="per run, the accuracy drop (clean minus corrupted); learned minus fixed drop for every "
@@ -205,7 +205,6 @@ CLAIMS = [
           why="a diagram, with nothing to measure", setting="paper setup"),
 ]
 BY_ID = {c.id: c for c in CLAIMS}
-POINTS = dict(scale=100, digits=1)  # accuracy differences are written in points
 
 
 def _values(rows, key, **where) -> np.ndarray:
@@ -223,15 +222,11 @@ LD, FD = _model("dot", False), _model("dot", True)
 LC1, FC1 = _model("cosine", False), _model("cosine", True)
 
 
-def _part_text(d: stats.Decision, scale=1.0, digits=3, unit="") -> str:
-    if d.verdict == NOT_TESTABLE:
-        return d.detail  # already names its part
-    return f"{d.label}: {format_interval(d.estimate, d.interval, d.n, scale=scale, digits=digits, unit=unit)}"
-
-
-def _parts_text(**fmt):
-    """The 'ours' text of a claim decided by `decide_parts`: each part's label and interval."""
-    return lambda d: "; ".join(_part_text(p, **fmt) for p in (d.parts or (d,)))
+def _parts_text(unit=""):
+    """The 'ours' text of a claim decided by `decide_parts`: each part's label and interval, in the claim's unit
+    (a part not measured gives its reason, which names it)."""
+    return lambda d: "; ".join(p.detail if p.verdict == NOT_TESTABLE else claims_ours(p, unit)
+                               for p in (d.parts or (d,)))
 
 
 @dataclass
@@ -254,10 +249,10 @@ class _Study:
         return self.v(d, key, **a), self.v(d, key, **b)
 
 
-def _add(v: Verdicts, cid: str, parts, **fmt) -> None:
+def _add(v: Verdicts, cid: str, parts) -> None:
     """Decide `cid` part by part on [(label, data)] (one part alone is the claim itself, unless it declares
     `parts`); no part at all makes it not testable."""
-    v.add(cid, lambda claim: decide_parts(claim, parts), _parts_text(**fmt))
+    v.add(cid, lambda claim: decide_parts(claim, parts), _parts_text(BY_ID[cid].unit))
 
 
 def decide(rows, params=None) -> list:
@@ -285,19 +280,17 @@ def _similarity(v, s):
 
 def _accuracy(v, s):
     """Tables 1-3: fixed against learned class vectors, and the scale S, in accuracy (points)."""
-    _add(v, "fixing-keeps-dot-accuracy", [(f"{d} (points)", s.pair(d, "best_acc", FD, LD)) for d in s.datasets],
-         **POINTS)
-    _add(v, "fixing-raises-dot-accuracy", [(f"{d} (points)", s.pair(d, "best_acc", FD, LD))
-                                           for d in s.datasets if d in LOOKALIKES], **POINTS)
-    _add(v, "fixed-cosine-s1-trains", [(f"{d} (points)", s.pair(d, "best_acc", FC1, LC1)) for d in s.datasets],
-         **POINTS)
-    _add(v, "larger-s-helps-learned-cosine", [(f"{d} (points)", s.pair(d, "best_acc", _model("cosine", False, 20), LC1))
-                                              for d in s.grid], **POINTS)
+    _add(v, "fixing-keeps-dot-accuracy", [(d, s.pair(d, "best_acc", FD, LD)) for d in s.datasets])
+    _add(v, "fixing-raises-dot-accuracy", [(d, s.pair(d, "best_acc", FD, LD))
+                                           for d in s.datasets if d in LOOKALIKES])
+    _add(v, "fixed-cosine-s1-trains", [(d, s.pair(d, "best_acc", FC1, LC1)) for d in s.datasets])
+    _add(v, "larger-s-helps-learned-cosine", [(d, s.pair(d, "best_acc", _model("cosine", False, 20), LC1))
+                                              for d in s.grid])
     best = [(d, s.chosen[d]) for d in s.grid if "S fixed" in s.chosen.get(d, {})]
     _add(v, "best-s-no-benefit-from-learning", [
-        (f"{d}, fixed S={c['S fixed']:g}, learned S={c['S learned']:g} (points)",
+        (f"{d}, fixed S={c['S fixed']:g}, learned S={c['S learned']:g}",
          s.pair(d, "best_acc", _model("cosine", True, c["S fixed"]), _model("cosine", False, c["S learned"])))
-        for d, c in best], **POINTS)
+        for d, c in best])
 
 
 def _scale_geometry(v, s):
@@ -362,7 +355,6 @@ def _robustness(v, s):
         return (f"{d}, {len(parts)} parts at alpha {alpha:.4f}: {sum(p.verdict == 'reproduced' for p in parts)} "
                 f"reproduced, {sum(p.verdict == 'not reproduced' for p in parts)} not reproduced; learned minus "
                 f"fixed drop, mean over parts {np.mean([p.estimate for p in decided]) * 100:+.1f} points; least "
-                f"favourable part {worst.label} (points): "
-                + format_interval(worst.estimate, worst.interval, worst.n, **POINTS))
+                f"favourable part " + claims_ours(worst, "points"))
 
     v.add("fixing-keeps-robustness", measure, ours)

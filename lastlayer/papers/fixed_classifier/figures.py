@@ -13,6 +13,7 @@ import pandas as pd
 import torch
 
 from lastlayer import metrics
+from lastlayer.plots import finish
 from lastlayer.numbers import fmt_mean_sd
 from lastlayer.papers.fixed_classifier import reference as ref
 from lastlayer.papers.fixed_classifier.experiments import corruption_rows, model_rows
@@ -151,30 +152,30 @@ def cosine_matrices(results, dataset: str, classes: list[str], big_s: float = 20
     and of learned cosine models at S = 1 and `big_s`."""
     k = kept(results, dataset)
     panels = [n for n in ("learned dot", "fixed dot", "learned cosine S=1", f"learned cosine S={big_s:g}") if n in k]
-    fig, axes = plt.subplots(1, len(panels), figsize=(2.4 * len(panels) + 0.6, 3.0), squeeze=False)
+    fig, axes = plt.subplots(1, len(panels), figsize=(min(7.4, 2.4 * len(panels) + 0.6), 3.0), squeeze=False)
     ticks = classes if len(classes) <= 20 else []
     for ax, name in zip(axes[0], panels):
         im = ax.imshow(k[name].class_cosine, vmin=-1, vmax=1, cmap="RdBu_r")
         ax.set_title(name, fontsize=10)
-        ax.set_xticks(range(len(ticks)), ticks, rotation=90, fontsize=7)
-        ax.set_yticks(range(len(ticks)), ticks if ax is axes[0][0] else [], fontsize=7)
+        ax.set_xticks(range(len(ticks)), ticks, rotation=90)
+        ax.set_yticks(range(len(ticks)), ticks if ax is axes[0][0] else [])
         ax.grid(False)
     fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="cosine")
-    return fig
+    return finish(fig)
 
 
 def confusion_scatter(results, dataset: str):
     """Figures 2 and 4 (right): confusions i -> j against cos(w_i, w_j), learned models and a fixed one."""
     k = kept(results, dataset)
     names = [n for n in ("learned dot", "learned cosine S=1", "fixed dot") if n in k]
-    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.0), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(min(7.4, 3.2 * len(names)), 3.0), sharey=True, squeeze=False)
     for ax, name in zip(axes[0], names):
         pc = metrics.confusion_cosine_correlation(k[name].confusion, k[name].class_cosine)
         ax.scatter(pc.cosine, pc.confusions, s=12, alpha=0.7)
         ax.set_title(f"{name}\nSpearman {pc.rho:.2f}", fontsize=10)
         ax.set_xlabel("cos(w_i, w_j)")
     axes[0][0].set_ylabel("test images of i predicted as j")
-    return fig
+    return finish(fig)
 
 
 def feature_views(results, dataset: str, test, classes: list[str], points: int = 1500, seed: int = 0):
@@ -184,7 +185,7 @@ def feature_views(results, dataset: str, test, classes: list[str], points: int =
     names = [n for n in ("learned dot", "fixed dot", "learned cosine S=1", "fixed cosine S=1") if n in k]
     idx = torch.randperm(len(test), generator=torch.Generator().manual_seed(seed))[:points]
     y = test.y[idx].cpu().numpy()
-    fig, axes = plt.subplots(1, len(names), figsize=(2.3 * len(names) + 1.2, 2.6), squeeze=False)
+    fig, axes = plt.subplots(1, len(names), figsize=(min(7.4, 2.3 * len(names) + 1.2), 2.6), squeeze=False)
     for ax, name in zip(axes[0], names):
         with torch.no_grad():
             f = k[name].model.eval().features(test.x[idx].cpu())
@@ -194,15 +195,15 @@ def feature_views(results, dataset: str, test, classes: list[str], points: int =
         ax.set_title(name, fontsize=10)
         ax.set_xticks([])
         ax.set_yticks([])
-    axes[0][-1].legend(markerscale=3, fontsize=7, loc="center left", bbox_to_anchor=(1, 0.5))
-    return fig
+    axes[0][-1].legend(markerscale=3, loc="center left", bbox_to_anchor=(1, 0.5))
+    return finish(fig)
 
 
 def corruption_drops(rows, chosen: dict):
     """Table 6 as a figure: accuracy drop (points) under each corruption and severity, mean ± sd over seeds."""
     df, keys = _with_corruptions(rows)
     kinds = list(dict.fromkeys(k.split("@")[0] for k in keys))
-    fig, axes = plt.subplots(1, len(kinds), figsize=(3.2 * len(kinds), 3.0), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(kinds), figsize=(min(7.4, 3.2 * len(kinds)), 3.0), sharey=True, squeeze=False)
     for ax, kind in zip(axes[0], kinds):
         ks = [k for k in keys if k.startswith(kind + "@")]
         for name, d in _robust_models(df, chosen).items():
@@ -212,8 +213,8 @@ def corruption_drops(rows, chosen: dict):
         ax.set_title(kind.replace("_", " "), fontsize=10)
         ax.set_xlabel("severity")
     axes[0][0].set_ylabel("accuracy drop (points)")
-    axes[0][-1].legend(fontsize=7)
-    return fig
+    axes[0][-1].legend()
+    return finish(fig)
 
 
 def verdict_counts(results) -> dict:

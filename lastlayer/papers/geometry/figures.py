@@ -10,6 +10,7 @@ import pandas as pd
 import matplotlib.pyplot as plt
 from matplotlib.patches import Wedge
 
+from lastlayer.plots import finish
 from lastlayer.numbers import fmt_mean_sd
 
 from . import experiments as g
@@ -38,12 +39,12 @@ def count_table(classes, balanced, counts, order, p) -> pd.DataFrame:
 
 
 def plot_counts(classes, balanced, counts):
-    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2))
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.2))
     for ax, n, title in [(axes[0], balanced, "(a) balanced"), (axes[1], counts, "(b) long-tailed")]:
         ax.bar(classes, n, color=[COLORS(k) for k in range(len(classes))])
         ax.set(title=title, xlabel="class", ylabel="training images")
     axes[1].set_yscale("log")
-    return fig
+    return finish(fig)
 
 
 # --- Figure 3: embeddings and areas ------------------------------------------------------------------
@@ -78,7 +79,7 @@ def draw_areas(ax, weight, classes, title):
     for k, v in enumerate(w):
         ax.annotate("", xy=v, xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=COLORS(k), lw=2))
         ax.text(*(v * 1.12 if np.linalg.norm(v) > 0.3 else v + 0.05), classes[k], color=COLORS(k),
-                ha="center", va="center", fontsize=9, fontweight="bold")
+                ha="center", va="center", fontweight="bold")
     ax.set(xlim=(-1.25, 1.25), ylim=(-1.25, 1.25), title=title, xticks=[], yticks=[])
     ax.set_aspect("equal")
 
@@ -86,15 +87,15 @@ def draw_areas(ax, weight, classes, title):
 def plot_areas(runs, classes, arms=("random", "guided", "spaced")):
     """One row per arm: the median run's test embedding and its classifier areas."""
     arms = [a for a in arms if any(r.arm == a for r in runs)]
-    fig, axes = plt.subplots(len(arms), 2, figsize=(9, 4.2 * len(arms)), squeeze=False)
+    fig, axes = plt.subplots(len(arms), 2, figsize=(7.4, 4.2 * len(arms)), squeeze=False)
     for i, arm in enumerate(arms):
         run = median_run(runs, arm)
         missing = ", ".join(classes[c] for c in run.no_area) or "none"
         a, b = "abcdefgh"[2 * i:2 * i + 2]
         draw_embedding(axes[i, 0], run, classes, f"({a}) {g.ARM_LABELS[arm]} (seed {run.seed})")
         draw_areas(axes[i, 1], run.weight, classes, f"({b}) areas; without area: {missing}")
-    axes[0, 0].legend(markerscale=4, fontsize=7, ncol=2, loc="best")
-    return fig
+    axes[0, 0].legend(markerscale=4, ncol=2, loc="best")
+    return finish(fig)
 
 
 # --- Figure 4: the class vectors during training -----------------------------------------------------
@@ -104,13 +105,13 @@ def plot_vectors(runs, classes, arm="random", trained=("random", "guided", "spac
     run of the trained arms; (c) the norms over training in the run of (a)."""
     run = median_run(runs, arm)
     traj = run.trajectory
-    fig, axes = plt.subplots(1, 3, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 3, figsize=(7.4, 3.6))
     for k in range(traj.shape[1]):
         c = COLORS(k)
         axes[0].plot(traj[:, k, 0], traj[:, k, 1], "-", color=c, lw=1)
         axes[0].plot(*traj[0, k], "o", color=c, ms=4)
         axes[0].annotate("", xy=traj[-1, k], xytext=(0, 0), arrowprops=dict(arrowstyle="->", color=c, lw=1.5))
-        axes[0].text(*traj[-1, k] * 1.08, classes[k], color=c, fontsize=8)
+        axes[0].text(*traj[-1, k] * 1.08, classes[k], color=c)
         axes[2].plot(range(len(traj)), np.linalg.norm(traj[:, k], axis=1), color=c, label=classes[k])
     axes[0].set(title=f"(a) {arm} run, seed {run.seed}", xlabel="w1", ylabel="w2")
     axes[0].set_aspect("equal", adjustable="datalim")
@@ -121,10 +122,10 @@ def plot_vectors(runs, classes, arm="random", trained=("random", "guided", "spac
         axes[1].scatter(i + np.random.default_rng(i).uniform(-0.25, 0.25, len(t)), t, s=5, alpha=0.4)
     axes[1].axhline(180 / len(classes), color="k", ls="--", lw=1, label="half the equal spacing")
     axes[1].set(xticks=range(len(trained)), xticklabels=trained, ylabel="degrees", title="(b) angle turned")
-    axes[1].legend(fontsize=7)
+    axes[1].legend()
     axes[2].set(title="(c) norms", xlabel="epoch", ylabel="norm")
-    axes[2].legend(fontsize=6, ncol=2)
-    return fig
+    axes[2].legend(ncol=2)
+    return finish(fig)
 
 
 def turn_table(rows) -> pd.DataFrame:
@@ -145,7 +146,7 @@ def plot_curves(runs, arms):
     """Train (running) and test accuracy over training, one line per seed, one column per arm."""
     groups = _by_arm(runs)
     arms = [a for a in arms if a in groups]
-    fig, axes = plt.subplots(2, len(arms), figsize=(10, 5), sharey="row", squeeze=False)
+    fig, axes = plt.subplots(2, len(arms), figsize=(7.4, 5), sharey="row", squeeze=False)
     for j, arm in enumerate(arms):
         for r in groups[arm]:
             ep = np.arange(1, len(r.history["train_acc"]) + 1)
@@ -155,21 +156,21 @@ def plot_curves(runs, arms):
         axes[1, j].set(xlabel="epoch")
     axes[0, 0].set_ylabel("train accuracy")
     axes[1, 0].set_ylabel("test accuracy")
-    return fig
+    return finish(fig)
 
 
 def plot_convergence(runs, arms):
     """Mean train and test accuracy over training, per arm."""
     groups = _by_arm(runs)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, axes = plt.subplots(1, 2, figsize=(7.4, 3.6))
     for arm in [a for a in arms if a in groups]:
         for ax, key in zip(axes, ("train_acc", "test_acc")):
             curve = np.mean([r.history[key] for r in groups[arm]], axis=0)
             ax.plot(np.arange(1, len(curve) + 1), curve, ".-", ms=4, label=g.ARM_LABELS[arm])
     axes[0].set(title="mean train accuracy (running)", xlabel="epoch")
     axes[1].set(title="mean test accuracy", xlabel="epoch")
-    axes[1].legend(fontsize=8)
-    return fig
+    axes[1].legend()
+    return finish(fig)
 
 
 def summary_table(rows, arms) -> pd.DataFrame:
