@@ -200,7 +200,7 @@ def _picture(v: Verdicts, rows) -> None:
     v.add("backward-variance-pooling", lambda c: decide_parts(c, _layers(rows, "asv_backward", bwd)),
           lambda d: _each(d, _interval))
     v.add("classical-jump-more", lambda c: decide_parts(c, _classical(rows), paired=True),
-          lambda d: _each(d, lambda p: f"{p.estimate:+.2f} ({p.verdict})"))
+          lambda d: _each(d, _interval))  # every part shows the interval that decided it
     stem_gap = lambda g: _col(g, "bwd_jump") - _col(g, "bwd_pred_windows")
     v.add("stem-pool-jump-windows", lambda c: c.decide(*_one_layer(rows, "asv_backward", "max", stem_gap, 0)),
           _interval)
