@@ -28,20 +28,20 @@ def project(tmp_path, monkeypatch):
     return make_project(tmp_path, body=RUNS)
 
 
-def test_a_cluster_gives_the_results_of_one_process(project, monkeypatch, tmp_path):
+def test_workers_and_a_cluster_give_the_results_of_one_process(project, monkeypatch, tmp_path):
     results = {}
-    for name, kw in {"one process": {"workers": 1}, "dask": {"cluster": "local:2"}}.items():
+    for name, kw in {"one process": {"workers": 1}, "workers": {"workers": 2}, "dask": {"cluster": "local:2"}}.items():
         monkeypatch.setenv("LASTLAYER_CACHE", str(tmp_path / f"cache {name}"))
         results[name] = runner.run("digit_pairs", "smoke", root=project, progress=False, force=True, **kw)
     one, dask = results["one process"], results["dask"]
-    assert dask["cluster"] == "local:2" and one["cluster"] is None
+    assert dask["cluster"] == "local:2" and one["cluster"] is None and results["workers"]["workers"] == 2
     assert [r["seed"] for r in dask["runs"] if "seed" in r] == [0, 1, 2, 3]
-    assert {k: v for k, v in dask.items() if k not in ("cluster", "seconds", "rule_changes")} == \
-        {k: v for k, v in one.items() if k not in ("cluster", "seconds", "rule_changes")}
+    same = lambda r: {k: v for k, v in r.items() if k not in ("cluster", "workers", "seconds", "rule_changes")}
+    assert same(dask) == same(one) == same(results["workers"])
     log = (project / "notebooks" / "log").read_text().splitlines()
-    assert len(log) == 16  # each run trained once per backend (start and end lines) ...
+    assert len(log) == 24  # each run trained once per backend (start and end lines) ...
     pids = {line.split()[2] for line in log if line.startswith("start")}
-    assert len(pids) >= 2  # ... the first time by the kernel, the second by the cluster's worker processes
+    assert len(pids) >= 3  # ... by the kernel, then by worker processes
 
 
 @pytest.mark.parametrize("kw,message", [({"cluster": "local:x"}, "expected local:N"),

@@ -444,3 +444,42 @@ def test_only_make_env_reinstalls_an_older_venv(tmp_path):
     assert [c[:2] for c in calls] == [["-m", "venv"], ["-m", "pip"], ["-m", "pip"], ["-m", "pip"]]
     calls, err = make("status")  # installed now: no note
     assert len(calls) == 1 and err == ""
+
+
+def test_a_run_that_ends_during_an_html_build_waits_to_install(tmp_path, monkeypatch):
+    """`make html` while a paper runs: the build holds the book's lock; the run finishes its notebook, waits,
+    and installs its pair only once the build is over, so the HTML never mixes a new notebook with old results."""
+    import threading
+    from lastlayer.book import pages
+    root = make_project(tmp_path)
+    held, ready, times = threading.Event(), threading.Event(), {}
+
+    def fake_build(root, out):  # the real build takes a minute; this one holds the lock until the run is ready
+        held.set()
+        assert ready.wait(120)
+        time.sleep(1.0)  # the run is now at the lock
+        times["build end"] = time.time()
+        return 0
+    checked = runner.validate
+
+    def validate(results):  # the last step before the run installs
+        times["run ready"] = time.time()
+        ready.set()
+        return checked(results)
+    monkeypatch.setattr(pages, "_build", fake_build)
+    monkeypatch.setattr(runner, "validate", validate)
+    build = threading.Thread(target=pages.build_html, args=(root,))
+    build.start()
+    assert held.wait(60)
+    run(root)
+    build.join()
+    installed = (root / "book" / "results" / "digit_pairs.json").stat().st_mtime
+    assert times["run ready"] < times["build end"] <= installed  # it waited for the build, then installed
+
+
+def test_asyncio_teardown_reports_in_the_kernel_log_are_not_errors():
+    from lastlayer.book.runner import _kernel_errors
+    log = ("Task was destroyed but it is pending!\ntask: <Task pending name='Task-3' coro=<Kernel.poll()>>\n"
+           "Traceback (most recent call last):\n  boom\n")
+    assert _kernel_errors(log) == ["Traceback (most recent call last):", "  boom"]
+    assert _kernel_errors("Task was destroyed but it is pending!\ntask: <Task pending>\n") == []

@@ -162,6 +162,23 @@ def paper_lock(root: Path, paper: str):
         f.close()  # releases the flock
 
 
+@contextlib.contextmanager
+def book_lock(root: Path):
+    """Hold build/locks/book.lock: the runner while it installs a paper's pair and regenerates the pages, the HTML
+    build while it builds. A build that starts during a run's install waits for it, and a run that finishes during
+    a build waits to install, so the HTML never shows a paper's new notebook beside its old results. Blocking: each
+    holder is short (an install) or bounded (a build of about a minute)."""
+    import fcntl
+    path = Path(root) / "build" / "locks" / "book.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 # ------------------------------------------------------------------ what an executed notebook may show
 def output_problems(nb: dict) -> list[str]:
     """Cells whose outputs would break the book: anything on stderr (warnings fail the -W build) and errors."""

@@ -228,7 +228,13 @@ def write_pages(root: Path) -> list[Path]:
 
 def build_html(root: Path, out: Path | None = None) -> int:
     """Regenerate the pages, then jupyter-book build with warnings as errors; the notebooks are not re-executed
-    (`_config.yml`)."""
+    (`_config.yml`). A run that finishes meanwhile waits to install its outputs (`install.book_lock`)."""
+    from lastlayer.book.install import book_lock
+    with book_lock(root):
+        return _build(root, out)
+
+
+def _build(root: Path, out: Path | None) -> int:
     write_pages(root)
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(root), "-W", "-n",
            "--keep-going"]

@@ -394,6 +394,24 @@ def run(paper: str, profile: str = "cpu", overrides: dict | None = None, *, root
         raise RunnerError(str(e)) from None
 
 
+def _kernel_errors(log: str) -> list[str]:
+    """The lines of the kernel's own stderr that say something went wrong. asyncio's report of tasks still
+    pending when the kernel's event loop is torn down at shutdown ("Task was destroyed but it is pending!" and its
+    "task: <Task ...>" line) comes after the last cell, from the kernel's or a worker pool's idle callbacks: it is
+    no error of the run, and is left out."""
+    lines, skip = [], False
+    for line in log.strip().splitlines():
+        if line.startswith("Task was destroyed but it is pending!"):
+            skip = True
+            continue
+        if skip and line.startswith("task: <Task"):
+            continue
+        skip = False
+        if line.strip():
+            lines.append(line)
+    return lines
+
+
 @contextlib.contextmanager
 def _show_progress(paper: str, file: Path, show: bool):
     """On a terminal, the training runs done, running and left, read from the file the kernel's fan-out writes
@@ -466,8 +484,9 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
         nb = add_provenance(strip_volatile(json.loads(out.read_text())), results)
         problems += install.output_problems(nb)
         kernel_log = tmp / f"{paper}.kernel.log"  # what reached the kernel's stderr outside any cell's stream
-        if kernel_log.exists() and kernel_log.read_text(errors="replace").strip():
-            first = kernel_log.read_text(errors="replace").strip().splitlines()[0]
+        kernel_errors = _kernel_errors(kernel_log.read_text(errors="replace")) if kernel_log.exists() else []
+        if kernel_errors:
+            first = kernel_errors[0]
             problems.append(f"the kernel wrote to stderr: {first} (outside any cell's output: os.write(2, ...), "
                             f"a library's C code, the kernel's own errors)")
         # outputs name places in the book or the project, never this machine's folders
@@ -481,7 +500,8 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
         staged = tmp / "results.json"
         write_json_atomic(staged, results)
         try:
-            install.install_pair({out: paths.executed(paper, profile), staged: paths.results(paper, profile)})
+            with install.book_lock(paths.root):  # never while the HTML is being built from book/
+                install.install_pair({out: paths.executed(paper, profile), staged: paths.results(paper, profile)})
         except OSError as e:
             failed = install.keep_failed(paths.root, paper, out, results)
             raise RuntimeError(f"{paper}: could not install the outputs into the book ({e}); both book files "
