@@ -10,11 +10,11 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields, replace
 
 import numpy as np
 
-from . import stats
+from . import power, stats
 from .stats import Decision
 from .numbers import UNITS, format_interval, unit_scale
 
@@ -122,7 +122,9 @@ class Claim:
         if "alpha" in kwargs and self.correction != "bonferroni":
             raise ValueError(f"claim {self.id!r}: alpha is declared, not chosen at decide time (declare "
                              f"correction='bonferroni' for a claim whose parts share it)")
-        return stats.make_rule(self.rule, self.parameters).decide(*args, **kwargs)
+        rule = stats.make_rule(self.rule, self.parameters)
+        # the decision, and the n a confirmatory run needs to decide it with 80% power from data like these
+        return power.attach_plan(rule, rule.decide(*args, **kwargs), args, kwargs)
 
     def entry(self, decision: Decision, ours: str | None = None) -> dict:
         """The claim's entry in a results file."""
@@ -133,6 +135,7 @@ class Claim:
             ours = _ours(decision, self.unit)
         return {"id": self.id, "statement": self.statement, "paper": self.paper, "ours": ours,
                 "estimate": d["estimate"], "interval": d["interval"], "n": d["n"], "n_needed": d["n_needed"],
+                "n_planned": d["n_planned"], "power": d["power"],
                 "rule": self.rule, "rule_parameters": _canon(self.parameters),
                 "declaration_hash": self.declaration_hash, "setting": self.setting, "verdict": d["verdict"],
                 "criterion": self.rule_criterion, "estimand": self.estimand, "why": self.why,
@@ -199,8 +202,7 @@ def decide_parts(claim: Claim, parts: list[tuple[str, tuple]], **extra) -> Decis
             d = claim.decide(*data, **extra)
         except Missing as e:
             d = stats.not_testable(str(e))
-        decided.append(stats.Decision(d.verdict, d.estimate, d.interval, d.n, f"{label}: {d.detail}",
-                                      d.n_needed, d.parts, label))
+        decided.append(replace(d, detail=f"{label}: {d.detail}", label=label))
     return decided[0] if len(decided) == 1 else stats.combine(decided)  # one part measured: that part
 
 
@@ -223,7 +225,6 @@ class Verdicts:
             raise ValueError(f"claim {cid!r} decided twice")
         claim = self.claims[cid]
         if self.setting and claim.setting == "paper setup" and claim.rule != NOT_TESTABLE:
-            from dataclasses import replace
             claim = replace(claim, setting=self.setting)
         try:
             decision = measure(claim) if callable(measure) else measure

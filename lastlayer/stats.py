@@ -2,8 +2,11 @@
 
 Every rule turns data into an interval at level 1 - alpha and reads the verdict off where the interval
 lies relative to the claim's boundaries. A point estimate alone never decides: an interval that straddles
-a boundary gives "inconclusive", with `n_needed`, the n per group that would decide if the observed
-effect and spread held. Pure numpy/scipy, so the rules can be tested on synthetic data in seconds.
+a boundary gives "inconclusive". Every rule has two exits at a finite n: a one-sided claim declares the smallest
+effect that counts (`min_effect`), so a precise estimate below it is "not reproduced", never an endless
+"inconclusive". `lastlayer.power` plans, from a run's own data, the n that reaches either exit with 80% power;
+`Claim.decide` attaches that plan to every decision. Pure numpy/scipy, so the rules can be tested on synthetic
+data in seconds.
 """
 from __future__ import annotations
 
@@ -21,8 +24,6 @@ VERDICTS = ("reproduced", "partly", "inconclusive", "not reproduced", "not testa
 COMBINE_RULE = ("The claim is reproduced when every part is; partly when some parts are reproduced and some "
                 "not; not reproduced when a part is not reproduced and none is reproduced; not testable when no "
                 "part could be measured; otherwise inconclusive.")
-Z = 1.96            # normal quantile behind n_needed: a planning figure, not a decision
-RATE_N_CAP = 10**6  # beyond this n a rate near the threshold is called undecidable (n_needed None)
 
 
 def _sig(x):
@@ -36,9 +37,12 @@ class Decision:
     interval: tuple[float, float] | None
     n: int
     detail: str
-    n_needed: int | None = None
+    n_needed: int | None = None   # inconclusive only: the planned n (`n_planned`) that would decide
     parts: tuple["Decision", ...] = ()
     label: str = ""  # what this part of a claim measured (`claims.decide_parts`); empty for a whole claim
+    n_planned: int | None = None  # n per group with 80% power to reach either exit, planned from this data
+    #                               (`lastlayer.power.plan`); None when no n up to the planner's cap does
+    power: float | None = None    # the simulated power at n_planned
 
     def __post_init__(self):
         if self.verdict not in VERDICTS:
@@ -48,6 +52,7 @@ class Decision:
         return {"verdict": self.verdict, "estimate": _sig(self.estimate),
                 "interval": None if self.interval is None else [_sig(v) for v in self.interval],
                 "n": int(self.n), "n_needed": self.n_needed, "detail": self.detail,
+                "n_planned": self.n_planned, "power": None if self.power is None else round(float(self.power), 3),
                 "parts": [p.to_dict() for p in self.parts], **({"label": self.label} if self.label else {})}
 
 
@@ -92,11 +97,6 @@ def _num(x, name, low=-math.inf, strict=False):
     if not math.isfinite(x) or x < low or (strict and x == low):
         raise ValueError(f"{name} must be finite and {'>' if strict else '>='} {low:g}, got {x!r}")
     return x
-
-
-def _v(yes, no):
-    """The three verdicts an interval can give; `yes` is checked first."""
-    return "reproduced" if yes else ("not reproduced" if no else "inconclusive")
 
 
 def mean_interval(a, b=None, *, paired=False, alpha=0.05):
@@ -198,28 +198,59 @@ def exact_rate_interval(k, n, alpha=0.05):
 
 
 # ---------------------------------------------------------------- from interval to verdict
-def _n_needed(judge, est, sd, boundaries, n):
-    """Smallest n whose normal-approximation interval est +- Z*sd/sqrt(n) decides.
-
-    The verdict can only change where the half-width crosses the distance to a boundary, so those
-    crossings are the only candidates. At least n + 1: the interval at this n did not decide."""
-    if not (sd and sd > 0 and est is not None):
-        return None
-    cands = sorted({max(n + 1, int((Z * sd / abs(est - b)) ** 2) + 1) for b in boundaries if est != b})
-    for m in cands:
-        h = Z * sd / math.sqrt(m)
-        if judge(est - h, est + h) != "inconclusive":
-            return m
-    return None
-
-
-def _decide(judge, boundaries, est, iv, n, sd, alpha, what, claim):
-    verdict = judge(*iv)
-    need = _n_needed(judge, est, sd, boundaries, n) if verdict == "inconclusive" else None
+def _decide(judge, est, iv, n, alpha, what, claim):
+    verdict = _VERDICT[int(judge(*iv))]
     detail = (f"{what} {est:.4g}, {_level(alpha)} interval [{iv[0]:.4g}, {iv[1]:.4g}] (n = {n}) "
-              f"against the claim {claim}: {verdict}"
-              + (f"; about n = {need} would decide." if need else "."))
-    return Decision(verdict, est, iv, n, detail, need)
+              f"against the claim {claim}: {verdict}.")
+    return Decision(verdict, est, iv, n, detail)
+
+
+# Judges read an interval (lo, hi), scalars or arrays alike, as 1 (reproduced), -1 (not reproduced) or 0
+# (inconclusive): the rule functions and the planner (`lastlayer.power`) use the same ones.
+_VERDICT = {1: "reproduced", -1: "not reproduced", 0: "inconclusive"}
+
+
+def _code(yes, no):
+    """`yes` and `no` are boolean (arrays); `no` wins where both hold (see `direction_judge`)."""
+    return np.where(no, -1, np.where(yes, 1, 0))
+
+
+def direction_judge(expected="greater", min_effect=0.0):
+    """On the expected side e = s * effect: not reproduced when the interval lies entirely below `min_effect`
+    (the effect, if any, is smaller than the smallest that counts; with min_effect 0, entirely at or below 0);
+    reproduced when it lies entirely above 0 and is not below min_effect. Every interval narrower than
+    min_effect decides, so a claim with min_effect > 0 reaches an exit at a finite n whatever the effect."""
+    s = 1.0 if expected == "greater" else -1.0
+
+    def judge(lo, hi):
+        elo, ehi = np.minimum(s * lo, s * hi), np.maximum(s * lo, s * hi)
+        return _code(elo > 0, ehi < min_effect if min_effect else ehi <= 0)
+    return judge
+
+
+def magnitude_judge(target, tolerance):
+    """Reproduced when the interval lies inside target +- tolerance (and excludes 0 on target's side); not
+    reproduced when it lies wholly outside that band; straddling an edge is inconclusive."""
+    blo, bhi = target - tolerance, target + tolerance
+
+    def judge(lo, hi):
+        inside = (lo >= blo) & (hi <= bhi) & ((lo > 0) if target > 0 else (hi < 0))
+        return _code(inside, (hi < blo) | (lo > bhi))
+    return judge
+
+
+def equivalence_judge(margin):
+    return lambda lo, hi: _code((-margin < lo) & (hi < margin), (lo >= margin) | (hi <= -margin))
+
+
+def noninferiority_judge(margin):
+    return lambda lo, hi: _code(lo > -margin, hi < -margin)
+
+
+def side_judge(threshold, side="above"):
+    if _choice(side, ("above", "below"), "side") == "above":
+        return lambda lo, hi: _code(lo > threshold, hi <= threshold)
+    return lambda lo, hi: _code(hi < threshold, lo >= threshold)
 
 
 def _effect(a, b, paired, alpha):
@@ -229,33 +260,25 @@ def _effect(a, b, paired, alpha):
 
 
 def direction(a, b=None, *, paired=False, expected="greater", min_effect=0.0, alpha=0.05):
-    """Claim a > b (or a < b; with b None, mean(a) > 0 or < 0)."""
+    """Claim a > b (or a < b; with b None, mean(a) > 0 or < 0), by at least `min_effect` to count."""
     s = {"greater": 1.0, "less": -1.0}[_choice(expected, ("greater", "less"), "expected")]
     min_effect = _num(min_effect, "min_effect", 0.0)
     est, iv, n, sd, what = _effect(a, b, paired, alpha)
-
-    def judge(lo, hi):  # on the expected side, e = s * effect; once e > 0 is shown, min_effect plays no part
-        elo, ehi = sorted((s * lo, s * hi))
-        return _v(elo > 0, ehi <= 0 or ehi < min_effect)
     claim = f"{'>' if s > 0 else '<'} 0"
     if min_effect:
-        claim += f" (contradicted {'below' if s > 0 else 'above'} {s * min_effect:g})"
-    return _decide(judge, (0.0, s * min_effect), est, iv, n, sd, alpha, what, claim)
+        claim += f" (not reproduced if entirely {'below' if s > 0 else 'above'} {s * min_effect:g})"
+    return _decide(direction_judge(expected, min_effect), est, iv, n, alpha, what, claim)
 
 
 def magnitude(a, b=None, *, paired=False, target, tolerance, alpha=0.05):
-    """Claim the effect is about `target`: reproduced when the interval excludes 0 on target's side and
-    overlaps target +- tolerance; not reproduced when it misses that band altogether."""
+    """Claim the effect is about `target`: reproduced when the interval lies inside target +- tolerance;
+    not reproduced when it lies wholly outside that band."""
     target, tolerance = _num(target, "target"), _num(tolerance, "tolerance", 0.0, strict=True)
     if target == 0:
         raise ValueError("magnitude needs a non-zero target; for 'no effect' use equivalence")
     est, iv, n, sd, what = _effect(a, b, paired, alpha)
-    blo, bhi = target - tolerance, target + tolerance
-
-    def judge(lo, hi):
-        missed = hi < blo or lo > bhi  # missing the band decides even when 0 is excluded
-        return _v(not missed and (lo > 0 if target > 0 else hi < 0), missed)
-    return _decide(judge, (0.0, blo, bhi), est, iv, n, sd, alpha, what, f"in [{blo:g}, {bhi:g}] and not 0")
+    return _decide(magnitude_judge(target, tolerance), est, iv, n, alpha, what,
+                   f"inside [{target - tolerance:g}, {target + tolerance:g}]")
 
 
 def equivalence(a, b=None, *, paired=False, margin, alpha=0.05):
@@ -263,10 +286,7 @@ def equivalence(a, b=None, *, paired=False, margin, alpha=0.05):
     alpha/2 per side: conservative, so 'reproduced' is never easier than the stated alpha."""
     margin = _num(margin, "margin", 0.0, strict=True)
     est, iv, n, sd, what = _effect(a, b, paired, alpha)
-
-    def judge(lo, hi):
-        return _v(-margin < lo and hi < margin, lo >= margin or hi <= -margin)
-    return _decide(judge, (-margin, margin), est, iv, n, sd, alpha, what, f"inside (-{margin:g}, {margin:g})")
+    return _decide(equivalence_judge(margin), est, iv, n, alpha, what, f"inside (-{margin:g}, {margin:g})")
 
 
 def noninferiority(a, b, *, paired=False, margin, alpha=0.05):
@@ -275,28 +295,18 @@ def noninferiority(a, b, *, paired=False, margin, alpha=0.05):
         raise ValueError("noninferiority needs both a and b")
     margin = _num(margin, "margin", 0.0)
     est, iv, n, sd, what = _effect(a, b, paired, alpha)
-
-    def judge(lo, hi):
-        return _v(lo > -margin, hi < -margin)
-    return _decide(judge, (-margin,), est, iv, n, sd, alpha, what, f"above -{margin:g}")
-
-
-def _side_judge(threshold, side):
-    if _choice(side, ("above", "below"), "side") == "above":
-        return lambda lo, hi: _v(lo > threshold, hi <= threshold)
-    return lambda lo, hi: _v(hi < threshold, lo >= threshold)
+    return _decide(noninferiority_judge(margin), est, iv, n, alpha, what, f"above -{margin:g}")
 
 
 def threshold(values, *, threshold, side="above", statistic="mean", alpha=0.05, n_boot=10000, seed=0):
     """Claim the mean (t-interval) or median (bootstrap) of values is above (below) threshold."""
     threshold = _num(threshold, "threshold")
-    judge = _side_judge(threshold, side)
+    judge = side_judge(threshold, side)
     if _choice(statistic, ("mean", "median"), "statistic") == "mean":
-        est, iv, n, sd = mean_interval(values, alpha=alpha)
+        est, iv, n, _ = mean_interval(values, alpha=alpha)
     else:
-        est, iv, n, se = bootstrap_interval(values, np.median, alpha=alpha, n_boot=n_boot, seed=seed)
-        sd = se * math.sqrt(n)  # bootstrap standard error scaled to one unit, for planning only
-    return _decide(judge, (threshold,), est, iv, n, sd, alpha, statistic, f"{side} {threshold:g}")
+        est, iv, n, _ = bootstrap_interval(values, np.median, alpha=alpha, n_boot=n_boot, seed=seed)
+    return _decide(judge, est, iv, n, alpha, statistic, f"{side} {threshold:g}")
 
 
 _threshold = threshold  # the rules below take a keyword named `threshold`, which hides the function
@@ -308,26 +318,11 @@ def rate(k, n, *, threshold, side="above", alpha=0.05):
         raise ValueError(f"k and n must be integers, got {k!r}, {n!r}")
     if not 0 < _num(threshold, "threshold") < 1:
         raise ValueError(f"threshold must be in (0, 1), got {threshold!r}")
-    judge, iv = _side_judge(threshold, side), exact_rate_interval(k, n, alpha)
-    verdict, p, need = judge(*iv), k / n, None
-    if verdict == "inconclusive" and p != threshold:
-        # grow n at the observed rate until the exact interval clears the threshold: scan a geometric grid
-        # up to the cap, then every n between the last grid point that did not decide and the first that did
-        def decides(m):
-            lo, hi = _cp(p * m, m, alpha)
-            if side == "above":
-                return (lo > threshold) | (hi <= threshold)
-            return (hi < threshold) | (lo >= threshold)
-
-        grid = np.unique(np.geomspace(n + 1, max(RATE_N_CAP, n + 2), 300).astype(np.int64))
-        ok = decides(grid)
-        if ok.any():
-            j = int(np.argmax(ok))
-            span = np.arange(grid[j - 1] + 1 if j else n + 1, grid[j] + 1)
-            need = int(span[np.argmax(decides(span))])
+    iv = exact_rate_interval(k, n, alpha)
+    verdict, p = _VERDICT[int(side_judge(threshold, side)(*iv))], k / n
     detail = (f"rate {k}/{n} = {p:.4g}, exact {_level(alpha)} interval [{iv[0]:.4g}, {iv[1]:.4g}] against "
-              f"the claim {side} {threshold:g}: {verdict}" + (f"; about n = {need} would decide." if need else "."))
-    return Decision(verdict, p, iv, int(n), detail, need)
+              f"the claim {side} {threshold:g}: {verdict}.")
+    return Decision(verdict, p, iv, int(n), detail)
 
 
 def correlation(x, y, *, threshold, side="above", method="spearman", alpha=0.05, n_boot=10000, seed=0):
@@ -337,7 +332,7 @@ def correlation(x, y, *, threshold, side="above", method="spearman", alpha=0.05,
         raise ValueError(f"x and y must be paired (equal lengths), got {len(x)} and {len(y)}")
     if not -1 <= _num(threshold, "threshold") <= 1:
         raise ValueError(f"threshold must be in [-1, 1], got {threshold!r}")
-    judge, alpha, n_boot = _side_judge(threshold, side), _alpha(alpha), _n_boot(n_boot)
+    judge, alpha, n_boot = side_judge(threshold, side), _alpha(alpha), _n_boot(n_boot)
     _choice(method, ("spearman", "pearson"), "method")
     idx = np.random.default_rng(seed).integers(0, len(x), size=(n_boot, len(x)))
     xs, ys = x[idx], y[idx]
@@ -352,26 +347,26 @@ def correlation(x, y, *, threshold, side="above", method="spearman", alpha=0.05,
         est = float(np.corrcoef(ex, ey)[0, 1])
     if not math.isfinite(est):
         raise ValueError("correlation is undefined: x or y is constant")
-    n = len(x)
-    iv, sd = _boot_iv(reps, est, n, alpha), float(np.nanstd(reps)) * math.sqrt(n)
-    return _decide(judge, (threshold,), est, iv, n, sd, alpha, f"{method} correlation", f"{side} {threshold:g}")
+    iv = _boot_iv(reps, est, len(x), alpha)
+    return _decide(judge, est, iv, len(x), alpha, f"{method} correlation", f"{side} {threshold:g}")
 
 
 def correlation_from_runs(rhos, *, threshold, side="above", alpha=0.05):
     """Claim the mean of per-run correlations is above (below) threshold (t-interval over runs)."""
     d = _threshold(rhos, threshold=threshold, side=side, statistic="mean", alpha=alpha)
     detail = d.detail.replace("mean", "mean per-run correlation", 1)
-    return Decision(d.verdict, d.estimate, d.interval, d.n, detail, d.n_needed)
+    return Decision(d.verdict, d.estimate, d.interval, d.n, detail)
 
 
-def best_setting(scores, *, claimed, higher_is_better=True, alpha=0.05):
-    """Claim the best setting is one of `claimed`, by Welch t-intervals between settings.
+def best_setting(scores, *, claimed, higher_is_better=True, min_effect=0.0, alpha=0.05):
+    """Claim the best setting is one of `claimed`, by Welch t-intervals at 1 - alpha/k (k claimed settings,
+    since the data choose which claimed setting is tried: the one with the best mean, `top`).
 
-    reproduced: some claimed setting beats every other setting, each comparison's interval above 0 (an
-    intersection-union test: every comparison must hold, so none needs a correction; the alpha is divided by
-    the number of claimed settings, since the data choose which claimed setting is tried).
-    not reproduced: some other setting beats every claimed setting in the same way. Else inconclusive.
-    The estimate and interval shown are those of the best claimed mean minus the best other mean.
+    reproduced: `top` beats every other setting, each Welch interval of top minus it entirely above 0, and
+    the interval of top minus the best other setting is not entirely below `min_effect`;
+    not reproduced: that interval of top minus the best other lies entirely below `min_effect` (with 0: at or
+    below 0): the claimed setting is not better by the smallest margin that counts.
+    The interval shown is that of top minus the best other, at the level that decided.
     (A bootstrap of the best of several means is too optimistic at the 3 to 10 runs per setting we have:
     it said 'reproduced' for tied settings several times more often than alpha at n = 3.)"""
     alpha, claimed = _alpha(alpha), {claimed} if isinstance(claimed, str) else set(claimed)
@@ -381,27 +376,24 @@ def best_setting(scores, *, claimed, higher_is_better=True, alpha=0.05):
         raise ValueError(f"claimed settings not in scores: {sorted(map(str, claimed - set(scores)))}")
     if not claimed or claimed == set(scores):
         raise ValueError("claimed must name some settings but not all of them")
+    min_effect = _num(min_effect, "min_effect", 0.0)
     sign = 1.0 if higher_is_better else -1.0
     vals = {k: sign * _values(v, f"scores[{k!r}]") for k, v in scores.items()}
     inside, outside = [k for k in vals if k in claimed], [k for k in vals if k not in claimed]
-
-    def beats_all(winners, losers):  # some winner's interval against every loser lies above 0
-        a = alpha / len(winners)
-        return any(all(mean_interval(vals[w], vals[l], alpha=a)[1][0] > 0 for l in losers) for w in winners)
-
-    top_in = max(inside, key=lambda k: vals[k].mean())
-    top_out = max(outside, key=lambda k: vals[k].mean())
-    est, iv, n, sd = mean_interval(vals[top_in], vals[top_out], alpha=alpha)
-    verdict = _v(beats_all(inside, outside), beats_all(outside, inside))
-    need = None
-    if verdict == "inconclusive":
-        need = _n_needed(lambda lo, hi: _v(lo > 0, hi < 0), est, sd, (0.0,), n)
-    detail = (f"best claimed ({top_in}) minus best other ({top_out}) {est:.4g}, {_level(alpha)} Welch t-interval "
-              f"[{iv[0]:.4g}, {iv[1]:.4g}] (n = {n}); a setting must beat every setting of the other group, at "
-              f"{_level(alpha / len(inside))} per comparison for the claimed and {_level(alpha / len(outside))} for "
-              f"the others: {verdict}"
-              + (f"; about n = {need} would decide." if need else "."))
-    return Decision(verdict, est, iv, n, detail, need)
+    a = alpha / len(inside)
+    top = max(inside, key=lambda k: vals[k].mean())
+    rival = max(outside, key=lambda k: vals[k].mean())
+    est, iv, n, _ = mean_interval(vals[top], vals[rival], alpha=a)
+    beats_all = all(mean_interval(vals[top], vals[o], alpha=a)[1][0] > 0 for o in outside)
+    code = int(direction_judge("greater", min_effect)(*iv))
+    if code == 1 and not beats_all:
+        code = 0
+    verdict = _VERDICT[code]
+    detail = (f"best claimed ({top}) minus best other ({rival}) {est:.4g}, {_level(a)} Welch t-interval "
+              f"[{iv[0]:.4g}, {iv[1]:.4g}] (n = {n})"
+              + (f"; {top} against every other setting: {'each' if beats_all else 'not each'} interval above 0"
+                 if len(outside) > 1 else "") + f": {verdict}.")
+    return Decision(verdict, est, iv, n, detail)
 
 
 def combine(parts: Sequence[Decision], *, how="all"):
@@ -423,14 +415,17 @@ def combine(parts: Sequence[Decision], *, how="all"):
         verdict = "not testable"
     else:
         verdict = "inconclusive"
+    planned = [p.n_planned for p in parts if p.verdict != "not testable"]
+    n_planned = max(planned) if planned and None not in planned else None  # the n that every part needs
     need = None
-    if verdict == "inconclusive":
+    if verdict == "inconclusive":  # the n that would decide the parts still open
         needs = [p.n_needed for p in parts if p.verdict == "inconclusive"]
         need = max(needs) if needs and None not in needs else None
     counts = ", ".join(f"{v.count(x)} {x}" for x in VERDICTS if x in v)
     detail = f"{len(parts)} parts that must all hold: {counts}; so {verdict}."
     n = min((p.n for p in parts if p.verdict != "not testable"), default=0)  # an untestable part has no n
-    return Decision(verdict, None, None, n, detail, need, parts)
+    power = min((p.power for p in parts if p.power is not None), default=None)
+    return Decision(verdict, None, None, n, detail, need, parts, n_planned=n_planned, power=power)
 
 
 def bonferroni(alpha, k):
@@ -507,10 +502,14 @@ class Direction(Rule):
 
     def describe(self, alpha_text=None, unit=""):
         up, m = self.expected == "greater", self.min_effect
-        wrong = (f"entirely {'below' if up else 'above'} {_u(m if up else -m, unit)}" if m
-                 else f"entirely {'at or below' if up else 'at or above'} 0")
-        return self._sides(f"{self.interval} of the effect", f"entirely {'above' if up else 'below'} 0", wrong,
-                           alpha_text)
+        if not m:
+            return self._sides(f"{self.interval} of the effect", f"entirely {'above' if up else 'below'} 0",
+                               f"entirely {'at or below' if up else 'at or above'} 0", alpha_text)
+        x = _u(m if up else -m, unit)
+        return (f"Reproduced if the {self.level(alpha_text)} {self.interval} of the effect lies entirely "
+                f"{'above' if up else 'below'} 0 and reaches {x} ({x} is the smallest effect that counts); not "
+                f"reproduced if it lies entirely {'below' if up else 'above'} {x} (the effect, if any, is smaller); "
+                f"otherwise inconclusive.")
 
 
 @dataclass(frozen=True)
@@ -521,9 +520,9 @@ class Magnitude(Rule):
 
     def describe(self, alpha_text=None, unit=""):
         t, tol = self.target, self.tolerance
-        return (f"Reproduced if the {self.level(alpha_text)} {self.interval} of the effect excludes 0 and overlaps "
+        return (f"Reproduced if the {self.level(alpha_text)} {self.interval} of the effect lies inside "
                 f"{_u(t - tol, unit)} to {_u(t + tol, unit)} ({_u(t, unit)} ± {_u(tol, unit)}); not reproduced if "
-                f"it misses that band; otherwise inconclusive.")
+                f"it lies wholly outside that band; otherwise (it straddles an edge) inconclusive.")
 
 
 @dataclass(frozen=True)
@@ -607,22 +606,26 @@ class CorrelationFromRuns(_OneSided):
 class BestSetting(Rule):
     claimed: tuple = field(default=None)
     higher_is_better: bool = True
+    min_effect: float = 0.0
     name: ClassVar[str] = "best_setting"
     interval: ClassVar[str] = "Welch t-interval"
 
     def options(self) -> dict:
-        return {"claimed": self.claimed, "higher_is_better": self.higher_is_better, "alpha": self.alpha}
+        return {"claimed": self.claimed, "higher_is_better": self.higher_is_better, "min_effect": self.min_effect,
+                "alpha": self.alpha}
 
     def describe(self, alpha_text=None, unit=""):
         claimed = [self.claimed] if isinstance(self.claimed, str) else list(self.claimed)
         k, better = len(claimed), "higher" if self.higher_is_better else "lower"
         per = alpha_text or (_level(self.alpha / k) if k > 1 else _level(self.alpha))
-        return (f"Reproduced if some claimed setting ({', '.join(map(_g, claimed))}) beats every other setting "
-                f"({better} is better), each comparison's {per} {self.interval} above 0 (the alpha divided by "
-                f"the {k} claimed setting{'s' if k > 1 else ''}); not reproduced if some other setting beats every "
-                f"claimed one in the same way (alpha divided by their number); otherwise inconclusive. The "
-                f"interval shown is the {self.level(alpha_text)} {self.interval} of the best claimed mean minus "
-                f"the best other mean.")
+        m = self.min_effect
+        floor = f"{_u(m, unit)} (the smallest advantage that counts)" if m else "0"
+        return (f"Reproduced if the claimed setting with the best mean ({' or '.join(map(_g, claimed))}; {better} is "
+                f"better) beats every other setting, each {per} {self.interval} above 0 (the alpha divided by the {k} "
+                f"claimed setting{'s' if k > 1 else ''}, as the data choose which one is compared), and its interval "
+                f"against the best other setting is not entirely below {floor}; not reproduced if that interval lies "
+                f"entirely {'below ' + _u(m, unit) if m else 'at or below 0'}; otherwise inconclusive. The interval "
+                f"shown is that one: best claimed minus best other.")
 
 
 _FUNCTIONS = {"direction": direction, "magnitude": magnitude, "equivalence": equivalence,

@@ -56,7 +56,7 @@ def test_every_row_names_its_quantity_and_a_large_n_reads_well():
     glance, full = display.at_a_glance([ENTRY]), display.claims_table([ENTRY])
     for page in (glance, full):
         assert "Measured: per seed, A minus B test accuracy" in page
-        assert "about n = 110,823 would decide it" in page
+        assert "n = 110,823 would decide it with 80% power" in page
 
 
 def test_a_table_has_a_numbered_caption_and_no_empty_index_header():

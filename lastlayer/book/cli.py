@@ -1,4 +1,4 @@
-"""Command line: `python -m lastlayer run|book|html|pages|status|params|prepare|nbval-refresh|bench`.
+"""Command line: `python -m lastlayer run|book|html|pages|status|params|plan|prepare|nbval-refresh|bench`.
 
 Exit codes: 0 done, 1 a notebook failed or its outputs could not go into the book, 2 bad input (nothing
 ran), 3 a partial run stopped at its `--max-minutes` deadline (rerun the same command to continue), 130 and
@@ -51,6 +51,11 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="the same as status")
     pa = sub.add_parser("params", help="a paper's parameters: type, default, each profile's value, constraint, help")
     pa.add_argument("paper", help=f"one of {', '.join(find_papers())}")
+    pl = sub.add_parser("plan", help="from a paper's committed run (the pilot), the n each claim needs for 80% "
+                                     "power, and what it would cost")
+    pl.add_argument("paper", help=f"one of {', '.join(find_papers())}")
+    pl.add_argument("--scale", default="cpu", choices=("cpu", "paper"))
+    pl.add_argument("--json", action="store_true", help="print the plan as JSON")
     pr = sub.add_parser("prepare", help="inject a profile's parameters into every notebook, without running")
     pr.add_argument("out", type=Path)
     pr.add_argument("--profile", default="smoke")
@@ -135,6 +140,15 @@ def _main(argv: list[str] | None) -> None:
             print_status(root)
         elif args.command == "params":
             print_params(args.paper, root)
+        elif args.command == "plan":
+            import json
+            from lastlayer.book.plan import PlanError, format_plan, pilot_plan
+            check_paper(args.paper, Paths(root))
+            try:
+                plan = pilot_plan(args.paper, root, args.scale)
+            except PlanError as e:
+                raise RunnerError(str(e)) from None
+            print(json.dumps(plan, indent=1) if args.json else format_plan(plan))
         elif args.command == "prepare":
             for path in prepare_notebooks(args.profile, args.out, root):
                 print(path)

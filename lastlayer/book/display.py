@@ -98,10 +98,11 @@ def _number(x: float) -> str:
 
 
 def ours_text(c: dict) -> str:
-    """Our measurement in words; for an inconclusive claim, the n that would decide it."""
+    """Our measurement in words; for an inconclusive claim, the n that would decide it (80% power, planned from
+    this run's effect and spread by `lastlayer.power`)."""
     text = c.get("ours") or ""
     if c.get("verdict") == "inconclusive" and c.get("n_needed"):
-        text += f" — about n = {count(c['n_needed'])} would decide it"
+        text += f" — n = {count(c['n_needed'])} would decide it with 80% power"
     return text
 
 

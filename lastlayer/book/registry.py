@@ -43,12 +43,12 @@ class Paper:
     def notebook(self, root: Path) -> Path:
         return Path(root) / "notebooks" / f"{self.id}.ipynb"
 
-    def load(self, module: str):
-        """`lastlayer.papers.<id>.<module>`, or None where the paper has no such module. The one place where
-        the tooling imports a paper's code by name (the layout test holds it to that)."""
+    def load(self, module: str = ""):
+        """`lastlayer.papers.<id>.<module>` (the package itself for ""), or None where the paper has no such
+        module. The one place where the tooling imports a paper's code by name (the layout test holds it to that)."""
         import importlib
         import importlib.util
-        name = f"lastlayer.papers.{self.id}.{module}"
+        name = f"lastlayer.papers.{self.id}" + (f".{module}" if module else "")
         try:
             return importlib.import_module(name) if importlib.util.find_spec(name) is not None else None
         except ModuleNotFoundError:  # the paper's package itself is missing (a folder with a paper.yml only)
