@@ -17,7 +17,7 @@ from lastlayer import stats
 from lastlayer.claims import Claim, Missing, Verdicts, decide_parts
 from lastlayer.numbers import format_interval
 
-from .reference import METHODS, PAPER_DATASETS
+from .reference import METHODS, PAPER_DATASETS, TABLE1, TABLE2, TABLE3
 
 if TYPE_CHECKING:
     from .experiments import GridRow, Params, PooledRow
@@ -31,12 +31,62 @@ NO_IMAGES = ("the paper's Car, Food and Fungi image folders are not available he
              "them from $LASTLAYER_DATA/asv (car/, food/, fungi/, each with train/ and val/) and trains {net} for "
              "1000 epochs on a GPU")
 PICTURE = "proxy: F34 at initialisation fed standard-normal images (the theory's unit-variance input) rather than photographs"
-KEEP_MARGIN = 1.0   # log2: a variance kept within a factor 2
-THEORY_MARGIN = 0.25  # log2: a formula that explains a measurement to within 19%
-SCHEMA_ONLY = ("Only the declaration's schema changed (its `criterion` field gave way to `parts` and `correction`, "
-               "empty here); the claim, its rule and its arithmetic are unchanged.")
-BY_PARTS = ("Declared as decided part by part (`parts`, through `claims.decide_parts`), its criterion now written "
-            "by the rule; the arithmetic is unchanged.")
+# One margin for one kind of quantity: every picture claim is a log2 ratio of a variance (a jump, or tau) to its
+# target or prediction. Half of log2 2 = 1, the smallest variance correction any compared method makes (ReLU's
+# factor 1/2, Kaiming's whole correction over an uncorrected fan-in; the pooling corrections ASV adds in F34 are
+# larger: log2(tau/0.5) = +2.36 and log2(gamma/0.5) = -2.17 at the stem, -1.59 and -11.2 at the global pool).
+VARIANCE_MARGIN = 0.5  # log2: a variance kept, or predicted, within a factor 2^0.5 (41%)
+VARIANCE_WHY = ("one margin for every log2 ratio of a variance to its target or prediction: 0.5, half of log2 2 = 1, "
+                "the smallest variance correction a compared method makes (ReLU's factor 1/2; the pooling corrections "
+                "ASV adds in F34 are larger, log2(tau / 0.5) = +2.36 and log2(gamma / 0.5) = -2.17 at the stem pool, "
+                "-1.59 and -11.2 at the global pool), so an interval inside +-0.5 is nearer 'kept' than 'a correction "
+                "missed'. A factor 2 (log2 1) would call a layer that ignores ReLU 'kept', and the errors compound: a "
+                "factor 2 at each of F34's 34 weight layers is 2^34, the exploding or vanishing the method exists to "
+                "prevent")
+
+
+def _margin(table: dict, claimed: tuple[str, ...]) -> dict[str, float]:
+    """{row: best claimed minus best other, as a fraction} of a published table (percent)."""
+    return {k: (max(row[m] for m in claimed) - max(v for m, v in row.items() if m not in claimed)) / 100
+            for k, row in table.items()}
+
+
+# The smallest advantage that counts as the paper's, for the best_setting claims (fractions: the rules see those)
+T1_MARGINS = _margin(TABLE1, ("asv_backward",))  # car 0.0839, food 0.0232, fungi 0.0157
+T1_MIN_EFFECT = round(min(T1_MARGINS.values()) / 2, 5)  # 0.00785: half of Fungi's 1.57 points
+T3_MARGINS = _margin(TABLE3, ("asv_forward", "asv_backward"))  # sgd 0.0014, adadelta 0.1069, adagrad 0.0696, rmsprop 0.0007, adam 0.0309
+T3_MIN_EFFECT = round(float(np.median(list(T3_MARGINS.values()))) / 2, 5)  # 0.01545: half of Adam's 3.09 points
+T1_WHY = (f"; min_effect {T1_MIN_EFFECT:g} (0.785 points) is half the smallest margin Table 1 publishes (Fungi, "
+          f"69.73 against 68.16%: 1.57 points; Car 8.39, Food 2.32): an advantage below it is not the paper's")
+T3_WHY = (f"; min_effect {T3_MIN_EFFECT:g} (1.545 points) is half the median of the five margins Table 3 publishes "
+          "(3.09 points, Adam: 51.15 against 48.06%). Not half the smallest: SGD's and RMSprop's margins (0.14 and "
+          "0.07 points, 2 and 1 of Car's 1,394 validation images) are ties in the paper's own numbers, and half of "
+          "0.07 points is below what any validation set here resolves (one image of the proxy's 2,000 is 0.05 "
+          "points), which would leave the rule as it was with min_effect 0. For those two optimizers the claim so "
+          "asks more than the paper's numbers show")
+T2_MARGIN = _margin(TABLE2, ("asv_backward",))["car"]  # 0.0954
+TABLE2_REASON = (
+    "no run here produces Table 2's rows. Table 2 is F50 on Car with Adam, most likely at the best of Table 1's "
+    "learning-rate grid (its caption is Table 1's; the same network, data and optimizer give ASV backward 51.15% in "
+    "Table 3's Adam row against 80.77% here, so Table 3's one-rate protocol is not Table 2's). The proxy runs that "
+    "grid only on f14_narrow, F34's proxy (table1 rows), and runs F50's proxy f20_narrow only in Table 3, at one "
+    "Adam learning rate (1e-3), whose rows decide the Adam part of asv-best-optimizers. The run that would test it: "
+    "Table 1's Adam grid (lrs 1e-6 ... 1e-3, every seed) with model f20_narrow on Fashion-MNIST (proxy), or with "
+    "model f50 on the Car folder for 1000 epochs (paper setup); neither profile runs it and it was not run here")
+MARGIN_REVISED = (
+    "Set after the pilot run, on a reviewer's request for one margin per kind of quantity: the margin of every "
+    "log2 ratio of a variance to its target or prediction is now 0.5 (factor 2^0.5), half of ReLU's factor 2, the "
+    "smallest variance correction a compared method makes. It was 1.0 (factor 2) for forward- and "
+    "backward-variance-pooling, too wide to tell a kept variance from one that misses that correction, and 0.25 "
+    "(a stated 19%, no reason from the paper) for stem-pool-jump-windows and global-pool-tau: tighter for the first "
+    "two, looser for the last two. (Earlier revisions: the two pooling claims were declared part by part, the two "
+    "theory claims changed schema only.)")
+T1_REVISED = ("Set after the pilot run: min_effect declared, half the smallest margin of Table 1 (Fungi, 1.57 "
+              "points, so 0.00785 as the fraction the rule sees); it was 0, so a tie could never be not reproduced. "
+              "`unit` points only writes the boundary so. Earlier: decided part by part.")
+T3_REVISED = ("Set after the pilot run: min_effect declared, half the median margin of Table 3 (Adam, 3.09 points, so "
+              "0.01545 as the fraction the rule sees), not half its smallest (0.07 points, one validation image), "
+              "see why; it was 0. `unit` points only writes the boundary so. Earlier: decided part by part.")
 
 CLAIMS = [
     Claim(id="forward-variance-pooling",
@@ -45,21 +95,22 @@ CLAIMS = [
                 "section ASV); no number is given.",
           estimand="per weight draw, log2 Var(u_{l+1}) / Var(u_l) across each pooled layer l of F34 (the 3x3 max "
                    "pool after layer 1, global average pooling after layer 33) under ASV forward",
-          rule="equivalence", parameters={"margin": KEEP_MARGIN, "alpha": stats.bonferroni(0.05, 2)},
-          why="'kept' is read as within a factor 2 either way (|log2 jump| < 1); one part per pooled layer, "
-              "alpha 0.05 split over the two (Bonferroni) so a contradiction of either is not a multiple-test artefact",
+          rule="equivalence", parameters={"margin": VARIANCE_MARGIN, "alpha": stats.bonferroni(0.05, 2)},
+          why="'kept' is read as |log2 jump| < 0.5: " + VARIANCE_WHY + ". One part per pooled layer, alpha 0.05 "
+              "split over the two (Bonferroni) so a contradiction of either is not a multiple-test artefact",
           setting=PICTURE, parts="pooled layer of F34",
-          revised=BY_PARTS),
+          revised=MARGIN_REVISED),
     Claim(id="backward-variance-pooling",
           statement="ASV backward keeps the backward gradient variance across the pooling layers of F34.",
           paper="ASV backward 'preserves the variance of the backward propagation', pooling included; no number.",
           estimand="per weight draw, log2 Var(dE/dz_{l-1}) / Var(dE/dz_l) across each pooled layer l of F34 under "
                    "ASV backward, from a unit-variance gradient at the logits",
-          rule="equivalence", parameters={"margin": KEEP_MARGIN, "alpha": stats.bonferroni(0.05, 2)},
-          why="as for the forward claim. The official code's cap (3x the std with gamma 1/2) is part of the method "
-              "we run; at the global pool it binds, which the verdict then reflects",
+          rule="equivalence", parameters={"margin": VARIANCE_MARGIN, "alpha": stats.bonferroni(0.05, 2)},
+          why="as for the forward claim (margin 0.5 in log2, the one margin of every variance claim). The official "
+              "code's cap (3x the std with gamma 1/2) is part of the method we run; at the global pool it binds, "
+              "which the verdict then reflects",
           setting=PICTURE, parts="pooled layer of F34",
-          revised=BY_PARTS),
+          revised=MARGIN_REVISED),
     Claim(id="classical-jump-more",
           statement="Xavier and Kaiming, which ignore pooling, let the variance jump more than ASV does across "
                     "F34's pooling layers.",
@@ -68,13 +119,19 @@ CLAIMS = [
                    "method (forward jumps: ASV forward; backward: ASV backward), paired by draw (same seed, same "
                    "standard-normal weights up to each layer's scale); one part per direction, pooled layer and "
                    "classical method",
-          rule="direction", parameters={"expected": "greater", "alpha": stats.bonferroni(0.05, 12)},
+          rule="direction", parameters={"expected": "greater", "min_effect": VARIANCE_MARGIN,
+                                        "alpha": stats.bonferroni(0.05, 12)},
           why="12 parts (2 directions x 2 pooled layers x 3 methods) that must all hold; Bonferroni keeps a false "
-              "contradiction of any of them at 5%",
+              "contradiction of any of them at 5%. min_effect 0.5 in log2 (a factor 2^0.5): the margin within which "
+              "the variance claims call a variance kept, so a classical jump larger than ASV's by less than that is "
+              "no difference between keeping the variance and not; the paper gives no number for this difference",
           setting=PICTURE, parts="direction, pooled layer and classical method",
-          revised="Declared as decided part by part (`parts`, through `claims.decide_parts`), its criterion now "
-                  "written by the rule; `paired` (by draw) moved from the declared parameters to the data, which the "
-                  "rule now takes it with; the arithmetic is unchanged."),
+          revised="Set after the pilot run: min_effect 0.5 in log2 declared (it was 0), so that a part whose "
+                  "classical jump exceeds ASV's by less than the band in which a variance counts as kept (the "
+                  "margin of forward- and backward-variance-pooling, from ReLU's factor 2) is not reproduced "
+                  "rather than reproduced or left open; with it every part reaches an exit at a finite n. In the "
+                  "pilot this turns one part (backward, layer 1, Kaiming forward: +0.22, an exact difference) from "
+                  "reproduced to not reproduced. Earlier: decided part by part, `paired` moved to the data."),
     Claim(id="stem-pool-jump-windows",
           statement="The backward jump of ASV backward across F34's stem pool is what gamma predicts when it is "
                     "counted over the actual, overlapping 3x3 stride-2 windows.",
@@ -82,20 +139,21 @@ CLAIMS = [
                 "stride 2 < 3, so each input lies in up to 4 windows.",
           estimand="per ASV-backward weight draw, measured log2 backward jump across layer 1 minus the jump predicted "
                    "with gamma = sum over windows of (1 - 2^-T_w) / inputs (`lastlayer.init.windowed_max_gamma`)",
-          rule="equivalence", parameters={"margin": THEORY_MARGIN, "alpha": 0.05},
-          why="a formula 'explains' a jump when it predicts it within a factor 2^0.25 (19%); the paper's gamma is "
-              "off by log2(9/4) = 1.17 here, far outside that band",
-          setting="extension", revised=SCHEMA_ONLY),
+          rule="equivalence", parameters={"margin": VARIANCE_MARGIN, "alpha": 0.05},
+          why="a formula 'explains' a jump when it predicts it within the margin of every variance claim, 0.5 in "
+              "log2: " + VARIANCE_WHY + ". The paper's gamma is off by log2(9/4) = 1.17 here, more than twice that",
+          setting="extension", revised=MARGIN_REVISED),
     Claim(id="global-pool-tau",
           statement="Average pooling's tau, derived for independent positions, holds at F34's global average pool.",
           paper="tau = (1 + (T-1)/pi) / (2T) for ReLU then average pooling over T independent elements "
                 "(0.166 for T = 49).",
           estimand="per weight draw, log2 of the measured tau = E[z_33^2] / Var(u_33) at F34's global pool over the "
                    "formula's",
-          rule="equivalence", parameters={"margin": THEORY_MARGIN, "alpha": 0.05},
-          why="the same 19% band as for gamma; the positions of one channel share its filter (and the positive "
-              "mean of the ReLU inputs), so they need not be independent",
-          setting="extension", revised=SCHEMA_ONLY),
+          rule="equivalence", parameters={"margin": VARIANCE_MARGIN, "alpha": 0.05},
+          why="the same margin, 0.5 in log2, as every variance claim (tau is the ratio the forward jump at this "
+              "layer follows); the positions of one channel share its filter (and the positive mean of the ReLU "
+              "inputs), so they need not be independent",
+          setting="extension", revised=MARGIN_REVISED),
     Claim(id="asv-backward-best-adam",
           statement="With Adam, ASV backward gives the best validation accuracy on every dataset (Table 1).",
           paper="ASV backward best on Car, Food and Fungi: 81.49 / 78.81 / 69.73% against at most 73.10 / 76.49 / "
@@ -103,39 +161,55 @@ CLAIMS = [
           estimand="per dataset, best mean over seeds of ASV backward minus that of the best other method, each "
                    "seed's accuracy being its peak validation accuracy at the best learning rate of the grid for "
                    "that seed (the paper reports the best of its grid)",
-          rule="best_setting", parameters={"claimed": ["asv_backward"], "alpha": 0.05},
+          rule="best_setting", parameters={"claimed": ["asv_backward"], "min_effect": T1_MIN_EFFECT, "alpha": 0.05},
           why="one dataset in the proxy, so no multiplicity correction; several datasets are combined as parts "
-              "that must all hold",
-          setting="proxy: " + PROXY.format(net="F34"), parts="dataset",
-          revised=BY_PARTS),
+              "that must all hold" + T1_WHY,
+          setting="proxy: " + PROXY.format(net="F34"), parts="dataset", unit="points",
+          revised=T1_REVISED),
     Claim(id="asv-backward-best-adam-paper",
           statement="With Adam, ASV backward gives the best validation accuracy on Car, Food and Fungi (Table 1).",
           paper="81.49 / 78.81 / 69.73% for ASV backward against at most 73.10 / 76.49 / 68.16%.",
           estimand="as for the proxy, on F34 and the paper's three image folders",
-          rule="best_setting", parameters={"claimed": ["asv_backward"], "alpha": stats.bonferroni(0.05, 3)},
-          why="three datasets that must all hold; Bonferroni over them. " + NO_IMAGES.format(net="F34"),
-          setting="paper setup", parts="dataset",
-          revised=BY_PARTS),
+          rule="best_setting", parameters={"claimed": ["asv_backward"], "min_effect": T1_MIN_EFFECT,
+                                           "alpha": stats.bonferroni(0.05, 3)},
+          why="three datasets that must all hold; Bonferroni over them" + T1_WHY + ". " + NO_IMAGES.format(net="F34"),
+          setting="paper setup", parts="dataset", unit="points",
+          revised=T1_REVISED),
     Claim(id="asv-best-optimizers",
           statement="An ASV method (forward or backward) gives the best accuracy whichever the optimizer (Table 3).",
           paper="An ASV method is best for all five optimizers on F50 / Car (forward for SGD, Adagrad, RMSprop; "
                 "backward for Adadelta, Adam).",
           estimand="per optimizer, best mean peak validation accuracy over seeds of ASV forward and backward minus "
                    "that of the best classical method",
-          rule="best_setting", parameters={"claimed": ["asv_forward", "asv_backward"], "alpha": stats.bonferroni(0.05, 5)},
+          rule="best_setting", parameters={"claimed": ["asv_forward", "asv_backward"], "min_effect": T3_MIN_EFFECT,
+                                           "alpha": stats.bonferroni(0.05, 5)},
           why="five optimizers that must all hold; Bonferroni over them. Each optimizer runs at one learning rate "
-              "(the paper gives none)",
-          setting="proxy: " + PROXY.format(net="F50"), parts="optimizer",
-          revised=BY_PARTS),
+              "(the paper gives none)" + T3_WHY,
+          setting="proxy: " + PROXY.format(net="F50"), parts="optimizer", unit="points",
+          revised=T3_REVISED),
     Claim(id="asv-best-optimizers-paper",
           statement="An ASV method gives the best accuracy on F50 / Car for SGD, Adadelta, Adagrad, RMSprop and Adam "
                     "(Table 3).",
           paper="ASV best in 5 of 5 optimizers (e.g. Adam: 51.15% against 48.06% for Kaiming backward).",
           estimand="as for the proxy, on F50 and the Car image folder",
-          rule="best_setting", parameters={"claimed": ["asv_forward", "asv_backward"], "alpha": stats.bonferroni(0.05, 5)},
-          why="five optimizers that must all hold; Bonferroni over them. " + NO_IMAGES.format(net="F50"),
-          setting="paper setup", parts="optimizer",
-          revised=BY_PARTS),
+          rule="best_setting", parameters={"claimed": ["asv_forward", "asv_backward"], "min_effect": T3_MIN_EFFECT,
+                                           "alpha": stats.bonferroni(0.05, 5)},
+          why="five optimizers that must all hold; Bonferroni over them" + T3_WHY + ". " + NO_IMAGES.format(net="F50"),
+          setting="paper setup", parts="optimizer", unit="points",
+          revised=T3_REVISED),
+    Claim(id="asv-backward-best-adam-f50",
+          statement="With Adam, ASV backward gives F50 the best validation accuracy on Car (Table 2).",
+          paper=f"80.77% for ASV backward against at most 71.23% (Kaiming backward) for the other methods: ahead by "
+                f"{100 * T2_MARGIN:.2f} points (F50, Car, Adam).",
+          estimand="best mean over seeds of ASV backward minus that of the best other method, each seed at its best "
+                   "Adam learning rate of Table 1's grid, on F50 (or its proxy) and Car",
+          rule="not testable", parameters={"reason": TABLE2_REASON},
+          why=f"declared so that Table 2 is not silently left out. Were it run, it would be a best_setting claim "
+              f"(claimed asv_backward, alpha 0.05) with min_effect {round(T2_MARGIN / 2, 5):g}, half of its "
+              f"{100 * T2_MARGIN:.2f}-point margin",
+          setting="paper setup", unit="points",
+          revised="New, after the pilot run: Table 2 had no claim. Declared not testable, since neither profile "
+                  "trains F50 (or its proxy) over the Adam learning-rate grid; the reason names the run that would."),
 ]
 BY_ID = {c.id: c for c in CLAIMS}
 

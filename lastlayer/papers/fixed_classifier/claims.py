@@ -32,6 +32,21 @@ ROBUST_TESTS = 12        # 2 model pairs x 3 corruptions x 2 severities in the c
 FAMILY_ALPHA = 0.05
 COMPACT_LEVEL = 0.9      # "roughly 0.95": at least 90% of the reachable maximum
 NEAR_PAPER = "the paper's ~0.95 read as 'near', with room for 'roughly'"
+# The smallest effects that count, for the `direction` claims (set after the pilot run; from the paper's own
+# numbers, since its Tables 1-6 are lost and only the numbers its text repeats are known):
+ACC_MIN = ref.MAX_GAIN_DOT / 100 / 2   # 0.02 = 2 points: half the 4-point gain the paper reports for fixing
+ACC_MIN_WHY = ("min_effect 2 points (set after the pilot run): half of the 4-point gain of fixing that the paper "
+               "reports (Table 1), the smallest accuracy gain its text reports as a benefit; half, because that 4 is a "
+               "maximum over datasets ('up to')")
+COS_MIN = 0.05  # half the width of the 0.9-1.0 band that the book reads as the paper's "roughly 0.95"
+COS_MIN_WHY = ("min_effect 0.05 in cosine (set after the pilot run): the paper's only number on a cosine scale is "
+               "'roughly 0.95' (Section 3), read by fixed-cosine-s1-compact as the band 0.9-1.0; a difference under "
+               "half that band, 0.05, is one the paper's way of writing cosines would not show. Its figures give "
+               "no number to halve")
+MIN_EFFECT_REVISED = ("declared min_effect {} (set after the pilot run) so that a precise effect smaller than the "
+                      "smallest that counts is 'not reproduced' and the claim can reach both exits at a finite n; "
+                      "the reason, from the paper's own numbers, is in `why`. Before: min_effect 0")
+ON_PAR = 2 * ref.HOFFER_MAX_DROP / 100  # 1 point: twice the 0.5-point drop Hoffer et al. call 'on par'
 PARTS_DECLARED = ("declared `parts`, so that the criterion says what one part is and how the parts combine; "
                   "the arithmetic is unchanged")
 
@@ -41,10 +56,11 @@ CLAIMS = [
           paper="STL-10: the vehicle vectors close together and far from the animal vectors (Figure 2, left)",
           estimand="per run, mean cosine between class vectors inside the look-alike groups minus that of all other "
                    "pairs; learned dot product and learned cosine S = 1, each a part",
-          rule="direction", parameters={"expected": "greater"},
-          why="a positive contrast is what 'close' means against the other pairs; both learned heads of the paper",
+          rule="direction", parameters={"expected": "greater", "min_effect": COS_MIN},
+          why="a positive contrast is what 'close' means against the other pairs; both learned heads of the "
+              "paper; " + COS_MIN_WHY,
           parts="dataset and learned head",
-          revised=PARTS_DECLARED,
+          revised=PARTS_DECLARED + ". " + MIN_EFFECT_REVISED.format("0.05"),
           setting=PROXY_LOOKALIKE),
     Claim(id="closeness-predicts-confusions",
           statement="The closer two learned class vectors, the more the two classes are confused.",
@@ -62,7 +78,7 @@ CLAIMS = [
           paper="fixed on par with or above learned dot-product models, by up to 4 points (Table 1)",
           estimand="fixed minus learned dot-product best test accuracy, per dataset (each a part); the learned "
                    "model at the learning rate chosen on separate selection seeds",
-          rule="noninferiority", parameters={"margin": 0.01},
+          rule="noninferiority", parameters={"margin": ON_PAR},
           why="margin 1 point: twice the 0.5-point drop Hoffer et al. call 'on par', which the paper cites",
           parts="dataset",
           revised=PARTS_DECLARED,
@@ -72,18 +88,22 @@ CLAIMS = [
           paper="up to +4 points, where classes are many or visually close (Table 1)",
           estimand="fixed minus learned dot-product best test accuracy on Fashion-MNIST (the dataset with "
                    "look-alike classes)",
-          rule="direction", parameters={"expected": "greater"},
+          rule="direction", parameters={"expected": "greater", "min_effect": ACC_MIN},
           why="the paper ties the gain to visually close classes; with 10 classes only its direction is asked, "
-              "not its size",
+              "not its size; " + ACC_MIN_WHY,
+          revised=MIN_EFFECT_REVISED.format("2 points"),
           setting=PROXY_LOOKALIKE),
     Claim(id="fixed-cosine-s1-trains", unit="points",
           statement="With S = 1, fixed cosine models train well where learned ones train poorly.",
           paper="fixed above learned cosine S = 1 models on every dataset, by up to 53 points (Table 2)",
           estimand="fixed minus learned cosine S = 1 best test accuracy, per dataset (each a part)",
-          rule="direction", parameters={"expected": "greater"},
-          why="the direction on every dataset; the size is a claim of its own (cosine-s1-gap-size)",
+          rule="direction", parameters={"expected": "greater", "min_effect": ACC_MIN},
+          why="the direction on every dataset; the size is a claim of its own (cosine-s1-gap-size); " + ACC_MIN_WHY
+              + ". Not half of the 53 points: that is a maximum for an unnamed dataset of up to 200 classes, and "
+                "the paper's own cap argument makes the gap grow with the number of classes (ours have 10), so "
+                "half of it would test the gap's size, which cosine-s1-gap-size says cannot be tested here",
           parts="dataset",
-          revised=PARTS_DECLARED,
+          revised=PARTS_DECLARED + ". " + MIN_EFFECT_REVISED.format("2 points"),
           setting=PROXY),
     Claim(id="cosine-s1-gap-size",
           statement="The accuracy gap of fixed over learned cosine S = 1 models reaches 53 points.",
@@ -98,15 +118,17 @@ CLAIMS = [
           statement="A larger S raises the accuracy of learned cosine models.",
           paper="Table 3: with a grid-searched S learned cosine models are more accurate on every dataset",
           estimand="learned cosine best test accuracy at S = 20 minus at S = 1, per grid dataset",
-          rule="direction", parameters={"expected": "greater"},
-          why="S = 20 is the S the paper shows as tuned (Figure 4); declared, not chosen on these runs",
+          rule="direction", parameters={"expected": "greater", "min_effect": ACC_MIN},
+          why="S = 20 is the S the paper shows as tuned (Figure 4); declared, not chosen on these runs; "
+              + ACC_MIN_WHY + " (Table 3's own gains are lost)",
+          revised=MIN_EFFECT_REVISED.format("2 points"),
           setting=PROXY),
     Claim(id="best-s-no-benefit-from-learning", unit="points",
           statement="With S tuned, learning the class vectors is no better than fixing them at random.",
           paper="Table 3: fixed on par with or above learned cosine models at their best S",
           estimand="fixed minus learned cosine best test accuracy, each at the S chosen on the selection seeds, "
                    "per grid dataset",
-          rule="noninferiority", parameters={"margin": 0.01},
+          rule="noninferiority", parameters={"margin": ON_PAR},
           why="margin 1 point as for the dot-product models; S chosen on separate seeds so its choice does not "
               "favour either side on the runs compared",
           setting=PROXY),
@@ -115,9 +137,11 @@ CLAIMS = [
           paper="class-vector cosines lower at S = 20 than at S = 1 (Figure 4, left and middle)",
           estimand="per run, the mean over classes of the largest cosine between a class vector and any other "
                    "(how close the nearest vectors sit); learned cosine S = 20 minus S = 1, per grid dataset",
-          rule="direction", parameters={"expected": "less"},
+          rule="direction", parameters={"expected": "less", "min_effect": COS_MIN},
           why="the figure's bright off-diagonal cells are the near pairs; the mean of all off-diagonal cosines "
-              "measures a shared direction instead, not how far apart the vectors are. S as in the figure",
+              "measures a shared direction instead, not how far apart the vectors are. S as in the figure; "
+              + COS_MIN_WHY,
+          revised=MIN_EFFECT_REVISED.format("0.05"),
           setting=PROXY),
     Claim(id="larger-s-lowers-image-cosine",
           statement="In learned cosine models, a larger S lowers the cosine between images and their predicted "
@@ -125,34 +149,38 @@ CLAIMS = [
           paper="Table 4: the image-to-class cosine falls from S = 1 to 20 to 40 (numbers lost)",
           estimand="learned cosine mean image-to-class cosine at each S minus at the next larger S of Table 4 "
                    "(1 -> 20, 20 -> 40), per grid dataset, each a part",
-          rule="direction", parameters={"expected": "greater"},
-          why="a fall at each step is what 'as we increase S, it decreases' says",
+          rule="direction", parameters={"expected": "greater", "min_effect": COS_MIN},
+          why="a fall at each step is what 'as we increase S, it decreases' says; " + COS_MIN_WHY
+              + " (Table 4's own cosines are lost)",
+          revised=MIN_EFFECT_REVISED.format("0.05"),
           setting=PROXY),
     Claim(id="larger-s-lowers-compactness",
           statement="A larger S lowers the intra-class compactness of learned cosine models.",
           paper="Section 3: 'setting S > 1 decreases intra-class compactness' (from Table 4)",
           estimand="per run, mean cosine between a test embedding and its class's mean embedding; learned cosine "
                    "S = 1 minus S = 20, per grid dataset",
-          rule="direction", parameters={"expected": "greater"},
-          why="the same statement as Table 4 on a measure that needs no class vector",
+          rule="direction", parameters={"expected": "greater", "min_effect": COS_MIN},
+          why="the same statement as Table 4 on a measure that needs no class vector; " + COS_MIN_WHY,
+          revised=MIN_EFFECT_REVISED.format("0.05"),
           setting=PROXY),
     Claim(id="fixing-increases-compactness",
           statement="Fixed cosine models with S = 1 are more compact than learned cosine models with a tuned S.",
           paper="Section 3 and abstract: fixing 'significantly improves' intra-class compactness",
           estimand="compactness (as above) of fixed cosine S = 1 minus learned cosine at the S chosen on the "
                    "selection seeds, per grid dataset",
-          rule="direction", parameters={"expected": "greater"},
-          why="the paper's comparison: fixing lets S = 1 train, where learned models need S > 1",
+          rule="direction", parameters={"expected": "greater", "min_effect": COS_MIN},
+          why="the paper's comparison: fixing lets S = 1 train, where learned models need S > 1; " + COS_MIN_WHY,
+          revised=MIN_EFFECT_REVISED.format("0.05"),
           setting=PROXY),
     Claim(id="fixing-increases-separability",
           statement="Fixing the class vectors increases the inter-class separability of the embedding.",
           paper="abstract and Sections 2-3, shown by pictures (Figures 3 and 5)",
           estimand="per run, 1 minus the mean cosine between class-mean test embeddings; fixed minus learned, "
                    "dot product and cosine S = 1, per dataset, each a part",
-          rule="direction", parameters={"expected": "greater"},
-          why="both heads the paper pictures, on every dataset",
+          rule="direction", parameters={"expected": "greater", "min_effect": COS_MIN},
+          why="both heads the paper pictures, on every dataset; " + COS_MIN_WHY,
           parts="dataset and head",
-          revised=PARTS_DECLARED,
+          revised=PARTS_DECLARED + ". " + MIN_EFFECT_REVISED.format("0.05"),
           setting=PROXY),
     Claim(id="fixed-cosine-s1-compact",
           statement="Fixed cosine models with S = 1 place images close to their class vector (cosine near 0.95).",
@@ -179,13 +207,18 @@ CLAIMS = [
           paper="Table 6: fixed models highly robust to impulse noise, JPEG and defocus blur (numbers lost)",
           estimand="per run, the accuracy drop (clean minus corrupted); learned minus fixed drop for every "
                    "corruption and severity, dot product and cosine (each at its chosen S), each a part",
-          rule="noninferiority", parameters={"margin": 0.03},  # alpha: the default, FAMILY_ALPHA
-          why=f"margin 3 points of extra drop ('remain competitive'); each part at alpha {FAMILY_ALPHA:g} / k, k the "
-              f"number of parts ({ROBUST_TESTS} in the cpu profile), so the family keeps its level",
+          rule="noninferiority", parameters={"margin": ON_PAR},  # alpha: the default, FAMILY_ALPHA
+          why=f"margin 1 point of extra drop, as for accuracy: twice the 0.5-point drop Hoffer et al. call 'on "
+              f"par', which the paper cites (Table 6's numbers are lost, and 'highly robust' gives none); each part "
+              f"at alpha {FAMILY_ALPHA:g} / k, k the number of parts ({ROBUST_TESTS} in the cpu profile), so the "
+              f"family keeps its level",
           setting=PROXY,
           parts="model pair and corruption setting", correction="bonferroni",
           revised="declared parts and correction='bonferroni' in place of a hand-written criterion: each part is "
-                  "decided at alpha 0.05 / k as before, k the number of parts; the arithmetic is unchanged"),
+                  "decided at alpha 0.05 / k as before, k the number of parts. Margin 3 -> 1 point (set after the "
+                  "pilot run, which was inconclusive under either): the 3 points ('remain competitive') came from "
+                  "no number of the paper; 1 point is the margin its other non-inferiority claims take from the "
+                  "0.5-point 'on par' of Hoffer et al. that it cites"),
     Claim(id="generalization-sets", statement="Fixing the class vectors does not lower accuracy on new images of "
                                               "the same classes.",
           paper="Table 5: Open Images sets for STL-10 and CIFAR-100, CIFAR-10.1 for CIFAR-10 (numbers lost)",
@@ -197,8 +230,17 @@ CLAIMS = [
           statement="Models with fixed class vectors can be trained with a higher learning rate.",
           paper="Tables 7-9 (appendix, not in the text we have)",
           estimand="none", rule="not testable",
-          why="the appendix is lost: which models, rates and datasets Tables 7-9 compare is unknown. Our "
-              "selection runs train the learned dot-product model at two rates (shown), not a grid for both heads",
+          why="not run at cpu scale yet (no run of ours measures it, hence the rule; the claim itself can be "
+              "tested). Tables 7-9 are lost, but the text says what they show, and the paper's own setup points "
+              "the same way (learning rate 0.001 for the learned dot-product model only, 0.1 for every other). "
+              "The test is a learning-rate sweep, 0.001, 0.01, 0.1 and 0.3, of fixed and learned models, dot "
+              "product and cosine S = 1, on both datasets, on the evaluation seeds: per head, dataset and rate "
+              "above 0.001, fixed minus learned best test accuracy, a `direction` claim with the 2-point "
+              "min_effect of Table 1. Our selection runs train only the learned dot-product model, at 0.001 and "
+              "0.1, to choose its rate, not to compare heads",
+          revised="reason rewritten (the rule is unchanged): it used to say the claim cannot be tested because "
+                  "the appendix is lost; it is only not run at cpu scale yet, and the reason now names the "
+                  "learning-rate sweep that would test it",
           setting=PROXY),
     Claim(id="figure-1-scheme", statement="A classifier projects the image vector on one vector per class.",
           paper="Figure 1: a scheme of the classification layer", estimand="none", rule="not testable",
