@@ -3,6 +3,7 @@ import dataclasses
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -296,7 +297,7 @@ def test_accuracy_at_time():
 
 
 # -- decide on synthetic runs ----------------------------------------------------------------------------
-def _runs(caching_gain, fm_fgsm, base2_fgsm, hits=2700, n=8000, raw=False):
+def _runs(caching_gain, fm_fgsm, base2_fgsm, hits=2700, n=8000, raw=False, fm_pgd=0.02):
     rows = []
     for s in range(8):
         jitter = 0.002 * s
@@ -322,7 +323,7 @@ def _runs(caching_gain, fm_fgsm, base2_fgsm, hits=2700, n=8000, raw=False):
                  FeatureMapRow("fig9", **common, model="base2", train_acc=None, test_acc=0.97, test_acc_images=None),
                  RawMapsRow("raw_maps", **common, diverged=raw)]
         for model, attack, acc in (("base", "fgsm", 0.10), ("base", "pgd", 0.01), ("fm", "fgsm", fm_fgsm),
-                                   ("fm", "pgd", 0.02), ("base2", "fgsm", base2_fgsm)):
+                                   ("fm", "pgd", fm_pgd), ("base2", "fgsm", base2_fgsm)):
             rows.append(AttackRow("fig10", **common, model=model, attack=attack, eps=0.25, acc=acc + jitter))
     return rows
 
@@ -342,14 +343,54 @@ def test_decide_on_synthetic_runs():
     assert out["cache-accuracy"].verdict == "reproduced"       # +3 points all along
     assert [p.label for p in out["cache-accuracy"].parts] == ["mean over epochs", "last epoch"]
     assert out["cache-near-normal"].verdict == "reproduced"    # -1 point, margin 5
-    assert out["cache-beats-random"].verdict == "reproduced"
-    assert out["cache-saves-time"].verdict == "not reproduced"  # caching one second slower, every seed
-    assert out["fm-regularises"].verdict == "reproduced"       # base gap 2 points larger, every seed
-    assert "70% train accuracy" in ours["fm-regularises"]      # the underfit model's accuracy beside its gap
-    assert out["fm-fgsm"].verdict == "reproduced"
+    assert "no pair left out" in ours["cache-near-normal"]     # every normal run trained
+    assert out["cache-beats-random"].verdict == "reproduced"   # +4 points at equal images, floor 1.2
+    assert not out["cache-beats-random"].parts                 # one part now: equal images trained
+    assert out["cache-beats-random-time"].verdict == "reproduced"  # +4 points at equal time
+    assert out["cache-saves-time"].verdict == "not reproduced"  # caching 8-20% slower, every seed
+    assert out["cache-saves-time"].estimate == pytest.approx(np.mean([(6 + s) / (5 + s) - 1 for s in range(8)]))
+    # declared not testable: no rows could decide them, whatever the runs say
+    for cid in ("fm-regularises", "no-threshold-all-hits"):
+        assert out[cid].verdict == "not testable" and ours[cid] is None
+    assert "equal train accuracy" in out["fm-regularises"].detail
+    assert "update='after'" in out["no-threshold-all-hits"].detail
+    assert out["fm-fgsm"].verdict == "reproduced"              # +15 points, floor 6.5
     assert out["fm-fgsm-vs-transfer"].verdict == "reproduced"
-    assert out["fm-pgd"].verdict == "reproduced"
+    assert out["fm-pgd"].verdict == "not reproduced"           # +1 point under PGD: below the 6.5 that counts
     assert out["raw-maps-nan"].verdict == "not reproduced"     # 0 of 8: at most 37% at 95%
+
+
+def test_every_one_sided_claim_declares_a_smallest_effect():
+    for c in claims.CLAIMS:
+        if c.rule in ("direction", "best_setting"):
+            assert c.parameters.get("min_effect", 0) > 0, c.id
+        if c.revised:
+            assert "pilot" in c.revised, c.id  # every change made after the pilot says so
+    assert claims.MIN_ACC_GAIN == pytest.approx(0.012)     # half the paper's 94.2 - 91.8
+    assert claims.MIN_ATTACK_GAIN == pytest.approx(0.065)  # half the paper's 23.82 - 10.76, rounded
+
+
+def test_a_large_white_box_advantage_is_reproduced_and_a_small_one_is_not():
+    out, _ = _decide(_runs(0.03, 0.25, 0.10, fm_pgd=0.20))
+    assert out["fm-pgd"].verdict == "reproduced"               # +19 points under PGD
+    out, _ = _decide(_runs(0.005, 0.25, 0.10))
+    assert out["cache-accuracy"].verdict == "not reproduced"   # +0.5 point all along: below the 1.2 that counts
+
+
+def test_near_normal_leaves_out_pairs_that_never_trained_and_keeps_a_caching_collapse():
+    rows = [r for r in _runs(0.03, 0.25, 0.10) if getattr(r, "experiment", None) != "fig8"]
+    def fig8(batch, normal, caching):
+        return [TrainerRow("fig8", trainer=t, batch_size=batch, seed=s, epochs=3, train_acc=a, test_acc=a + 0.001 * s,
+                           mean_test_acc=a, mean_hits=0, seconds_per_epoch=1.0, seconds=3.0, images_trained=8000,
+                           seconds_to_target=None, acc_at_random_end=None)
+                for s in range(8) for t, a in (("normal", normal), ("caching", caching))]
+    out, ours = _decide(rows + fig8(64, 0.95, 0.94) + fig8(2048, 0.11, 0.10))
+    assert out["cache-near-normal"].verdict == "reproduced" and out["cache-near-normal"].n == 8  # batch 64 only
+    assert "left out: 8 pairs" in ours["cache-near-normal"] and "batch 2048" in ours["cache-near-normal"]
+    out, _ = _decide(rows + fig8(64, 0.95, 0.94) + fig8(2048, 0.90, 0.10))  # caching collapses, normal trained
+    assert out["cache-near-normal"].n == 16 and out["cache-near-normal"].verdict != "reproduced"
+    out, _ = _decide(rows + fig8(2048, 0.11, 0.10))
+    assert out["cache-near-normal"].verdict == "not testable" and "never trained" in out["cache-near-normal"].detail
 
 
 def test_decide_sees_a_transfer_artefact_and_a_low_hit_share():
@@ -364,8 +405,9 @@ def test_decide_with_an_arm_missing_is_not_testable_with_a_reason():
     rows = _runs(0.03, 0.25, 0.10)
     no_random = [r for r in rows if getattr(r, "trainer", None) != "random"]
     out, ours = _decide(no_random)
-    assert out["cache-beats-random"].verdict == "not testable" and ours["cache-beats-random"] is None
-    assert "random_control" in out["cache-beats-random"].detail
+    for cid in ("cache-beats-random", "cache-beats-random-time"):
+        assert out[cid].verdict == "not testable" and ours[cid] is None
+        assert "random_control" in out[cid].detail
     assert out["cache-accuracy"].verdict == "reproduced"       # the other claims are decided as before
     no_control = [r for r in rows if not (isinstance(r, AttackRow) and r.model == "base2")]
     out, _ = _decide(no_control)
@@ -404,7 +446,10 @@ def test_run_at_a_tiny_size_gives_rows_for_every_claim(data_root):
     assert runs.n_train == 64 and len(runs.tsne_sample) == 20 and list(runs.fm.run) == ["mnist:32"] * 2
     decided = claims.decide(runs.rows, p)
     assert [c.id for c, _, _ in decided] == [c.id for c in claims.CLAIMS]
-    assert all(d.verdict != "not testable" for _, d, _ in decided)  # two seeds: every claim has its data
+    # two seeds: every claim has its data, but those declared not testable; Figure 8's pairs count only where the
+    # normal run learned the task, which 64 images and one epoch may not give
+    untested = {c.id: d.detail for c, d, _ in decided if d.verdict == "not testable" and c.rule != "not testable"}
+    assert set(untested) <= {"cache-near-normal"} and all("never trained" in t for t in untested.values())
     assert all(dataclasses.asdict(r) for r in runs.rows)  # what report.add_runs stores
 
 
