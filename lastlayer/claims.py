@@ -66,6 +66,10 @@ class Claim:
     revised: str = ""
     unit: str = ""        # how the book writes its numbers: "" as measured, "points" (x100, a difference of
     #                       fractions), "%" (x100, a share); the criterion's boundaries and `ours` use it alike
+    plan: dict = field(default_factory=dict)  # stage 1 of a two-stage verdict: the pilot this claim's n was
+    #                       planned from (commit, n, estimate, verdict), the planned n and the n the confirmatory
+    #                       run gives it (`with_plans`, from the paper's planned.json); hashed, as declared before
+    #                       the confirmatory run
 
     def __post_init__(self):
         where = f"claim {self.id!r}"
@@ -79,6 +83,7 @@ class Claim:
             raise ValueError(f"{where}: setting must start with 'paper setup', 'proxy: <what differs>' "
                              f"or 'extension', got {self.setting!r}")
         object.__setattr__(self, "parameters", dict(self.parameters))  # a private copy: the declaration is frozen
+        object.__setattr__(self, "plan", dict(self.plan or {}))
         if self.rule == NOT_TESTABLE:
             if set(self.parameters) - {"reason"}:
                 raise ValueError(f"{where}: a not-testable claim takes only a 'reason' parameter")
@@ -139,7 +144,8 @@ class Claim:
                 "rule": self.rule, "rule_parameters": _canon(self.parameters),
                 "declaration_hash": self.declaration_hash, "setting": self.setting, "verdict": d["verdict"],
                 "criterion": self.rule_criterion, "estimand": self.estimand, "why": self.why,
-                "detail": d["detail"], "parts": d["parts"], "revised": self.revised, "unit": self.unit}
+                "detail": d["detail"], "parts": d["parts"], "revised": self.revised, "unit": self.unit,
+                "plan": _canon(self.plan)}
 
 
 def ours(decision: Decision, unit: str = "", label: str | None = None, digits: int | None = None,
@@ -161,6 +167,23 @@ def ours(decision: Decision, unit: str = "", label: str | None = None, digits: i
 
 
 _ours = ours
+
+
+def with_plans(claims, path) -> list[Claim]:
+    """The claims with their stage-1 plans from `path` (a paper's planned.json, written by `python -m lastlayer
+    plan <id> --write`); unchanged when the file does not exist (a paper without a confirmatory design yet).
+    A plan for a claim that is not declared is an error: the file is stale."""
+    import pathlib
+    path = pathlib.Path(path)
+    if not path.exists():
+        return list(claims)
+    planned = json.loads(path.read_text())["claims"]
+    ids = {c.id for c in claims}
+    stale = sorted(set(planned) - ids)
+    if stale:
+        raise ValueError(f"{path.name}: plans for claims that are not declared: {stale}; rerun `python -m "
+                         f"lastlayer plan {path.parent.name} --write`")
+    return [replace(c, plan=planned[c.id]) if c.id in planned else c for c in claims]
 
 
 def check_unique(claims) -> dict:

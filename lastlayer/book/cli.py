@@ -56,6 +56,8 @@ def _parser() -> argparse.ArgumentParser:
     pl.add_argument("paper", help=f"one of {', '.join(find_papers())}")
     pl.add_argument("--scale", default="cpu", choices=("cpu", "paper"))
     pl.add_argument("--json", action="store_true", help="print the plan as JSON")
+    pl.add_argument("--write", action="store_true", help="store each claim's plan in the paper's planned.json, "
+                                                           "which its declarations carry (before the confirmatory run)")
     pr = sub.add_parser("prepare", help="inject a profile's parameters into every notebook, without running")
     pr.add_argument("out", type=Path)
     pr.add_argument("--profile", default="smoke")
@@ -142,13 +144,18 @@ def _main(argv: list[str] | None) -> None:
             print_params(args.paper, root)
         elif args.command == "plan":
             import json
-            from lastlayer.book.plan import PlanError, format_plan, pilot_plan
+            from lastlayer.book.plan import PlanError, format_plan, pilot_plan, write_planned
             check_paper(args.paper, Paths(root))
             try:
                 plan = pilot_plan(args.paper, root, args.scale)
             except PlanError as e:
                 raise RunnerError(str(e)) from None
             print(json.dumps(plan, indent=1) if args.json else format_plan(plan))
+            if args.write:
+                if "design" not in plan:
+                    raise RunnerError(f"{args.paper}: no confirmatory design (lastlayer/papers/{args.paper}/plan.yml) "
+                                      f"to write a plan for")
+                print(f"wrote {write_planned(plan, root).relative_to(root)}")
         elif args.command == "prepare":
             for path in prepare_notebooks(args.profile, args.out, root):
                 print(path)

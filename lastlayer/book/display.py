@@ -37,7 +37,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from lastlayer.numbers import count
+from lastlayer.numbers import count, unit_scale
 from lastlayer.stats import VERDICTS
 
 
@@ -99,11 +99,35 @@ def _number(x: float) -> str:
 
 def ours_text(c: dict) -> str:
     """Our measurement in words; for an inconclusive claim, the n that would decide it (80% power, planned from
-    this run's effect and spread by `lastlayer.power`)."""
+    this run's effect and spread by `lastlayer.power`), and, where the claim has a stage-1 plan, what that n
+    costs and whether the paper profile reaches it."""
     text = c.get("ours") or ""
     if c.get("verdict") == "inconclusive" and c.get("n_needed"):
         text += f" — n = {count(c['n_needed'])} would decide it with 80% power"
+    plan = c.get("plan") or {}
+    if c.get("verdict") == "inconclusive" and plan.get("minutes_needed"):
+        text += (f"; the pilot planned n = {count(plan['n_planned'])}, about {plan['minutes_needed']:.0f} CPU "
+                 f"minutes for this chapter on 2 cores, which the paper profile's n "
+                 f"{'reaches' if plan.get('paper_reaches') else 'does not reach'}")
+    elif c.get("verdict") == "inconclusive" and plan and plan.get("n_planned") is None:
+        text += "; the pilot's estimate sat on a boundary of the claim: no n up to the planner's cap decides it"
     return text
+
+
+def plan_text(c: dict) -> str:
+    """Stage 1 of the claim's verdict: the pilot's n, estimate and verdict, the planned n and the n this run has."""
+    plan = c.get("plan") or {}
+    if not plan:
+        return "–"
+    scale, suffix = unit_scale(c.get("unit") or "")
+    est = plan.get("pilot_estimate")
+    est = "–" if est is None else f"{_number(est * scale)}{suffix}"
+    planned = ("none decides (estimate on a boundary)" if plan.get("n_planned") is None
+               else f"{count(plan['n_planned'])} for 80% power")
+    funded = "" if plan.get("funded") is None else (" (funded)" if plan["funded"] else " (short of the plan)")
+    return (f"pilot {plan.get('pilot_commit', '')[:7]}: {est}, n = {count(plan.get('pilot_n') or 0)}, "
+            f"{plan.get('pilot_verdict')}; planned n: {planned}; this run: n = {count(plan.get('run_n') or 0)}"
+            f"{funded}")
 
 
 def measured(c: dict) -> str:
@@ -136,6 +160,7 @@ def claims_table(source) -> HTML:
     """Every claim in full, nothing truncated: verdict, claim and setting, the paper's number, ours as estimate
     [95% interval] (n), and the rule that decided; then the declarations revised, with their reasons."""
     claims = claims_of(source)
+    planned = any(c.get("plan") for c in claims)
     rows = []
     for c in claims:
         setting = c.get("setting") or "paper setup"
@@ -144,11 +169,13 @@ def claims_table(source) -> HTML:
             f'<td data-label="claim">{_e(c.get("statement"))}<br><span class="ll-setting">{_e(setting)}</span>'
             f'{measured(c)}</td>'
             f'<td data-label="the paper">{_e(c.get("paper"))}</td><td data-label="ours">{_e(ours_text(c))}</td>'
-            f'<td class="ll-rule" data-label="rule">{_e(c.get("criterion"))}'
+            + (f'<td class="ll-plan" data-label="pilot and plan">{_e(plan_text(c))}</td>' if planned else "")
+            + f'<td class="ll-rule" data-label="rule">{_e(c.get("criterion"))}'
             + (f'<br><span class="ll-why">Why: {_e(c["why"])}</span>' if c.get("why") else "")
             + "</td></tr>")
     head = _head([("verdict", "verdict"), ("claim", "claim and setting"), ("paper", "the paper"),
-                          ("ours", "ours: estimate [95% interval] (n)"), ("rule", "rule")])
+                  ("ours", "ours: estimate [95% interval] (n)")]
+                 + ([("plan", "pilot and plan (stage 1)")] if planned else []) + [("rule", "rule")])
     out = f'<div class="ll-table-wrap"><table class="ll-table ll-claims ll-full ll-stack">{head}<tbody>{"".join(rows)}' \
           f'</tbody></table></div>'
     revised = [c for c in claims if c.get("revised")]

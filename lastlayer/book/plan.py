@@ -1,19 +1,29 @@
 """The first stage of a two-stage verdict: from a committed run (the pilot), the n each claim needs.
 
-`python -m lastlayer plan <id>` reads the chapter's committed results, re-decides its per-run rows under today's
-declarations (the rows are the measurements; the declarations may have been revised since, and the plan must be
-for the rules that will judge the confirmatory run), and reports for every claim the pilot's n and estimate, the
-n per group that reaches a decision, either exit, with 80% power (`lastlayer.power`), and the CPU minutes a run
-at that n would take if every experiment of the chapter grew by the same factor (an upper bound: most claims
-need only one experiment to grow). The pilot's own verdicts are not the book's: a confirmatory run on fresh seeds
-decides.
+`python -m lastlayer plan <id>` reads the pilot's results, re-decides its per-run rows under today's declarations
+(the rows are the measurements; the declarations may have been revised since, and the plan must be for the rules
+that will judge the confirmatory run), and reports for every claim the pilot's n and estimate and the n per group
+that reaches a decision, either exit, with 80% power (`lastlayer.power`).
+
+A paper with a confirmatory design has `lastlayer/papers/<id>/plan.yml`: the pilot (commit and its results file,
+kept in `book/results/pilot/`), the experiments that set each claim's n (the parameter, its CPU seconds per unit
+measured from the pilot, the claims it feeds), the workers and the budget. The cpu profile is the confirmatory run:
+fresh seeds and each experiment's n. From the two, the plan gives each claim the n the confirmatory run will have
+(the pilot's n scaled with its experiment's units), whether that reaches the planned n, and, where it does not,
+the CPU minutes the planned n would cost and whether the paper profile reaches it. `plan <id> --write` stores the
+per-claim plan in `planned.json` beside it, which every claim's declaration then carries (and hashes). The
+pilot's verdicts are not the book's: the confirmatory run on fresh seeds decides, once; adding seeds after seeing
+it is a new confirmatory run with a new plan.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import types
 from pathlib import Path
+
+import yaml
 
 from lastlayer.book.pages import results_file
 from lastlayer.book.registry import get_paper
@@ -43,11 +53,77 @@ def rebuild_rows(dicts: list[dict], package) -> list:
     return [build(d) for d in dicts]
 
 
+DESIGN_FILE, PLANNED_FILE = "plan.yml", "planned.json"
+
+
+def read_design(p) -> dict | None:
+    """A paper's confirmatory design (its plan.yml), checked; None when it has none."""
+    file = p.folder / DESIGN_FILE
+    if not file.exists():
+        return None
+    where = f"lastlayer/papers/{p.id}/{DESIGN_FILE}"
+    d = yaml.safe_load(file.read_text()) or {}
+    need = {"pilot": dict, "workers": int, "budget_minutes": (int, float), "fixed_seconds": (int, float),
+            "experiments": dict}
+    bad = [k for k, t in need.items() if not isinstance(d.get(k), t)]
+    if bad or set(d) - set(need) or not {"commit", "results"} <= set(d["pilot"]):
+        raise PlanError(f"{where}: needs exactly {', '.join(need)} (pilot with commit and results); "
+                        f"wrong or missing: {bad or sorted(set(d) - set(need)) or ['pilot.commit/results']}")
+    declared = {c.id for c in p.load("claims").CLAIMS}
+    for name, e in d["experiments"].items():
+        if not (isinstance(e, dict) and {"parameter", "seconds", "claims"} <= set(e)
+                and isinstance(e["claims"], list) and isinstance(e["seconds"], (int, float))):
+            raise PlanError(f"{where}: experiment {name!r} needs parameter, seconds (per unit) and claims")
+        unknown = sorted(set(e["claims"]) - declared)
+        if unknown:
+            raise PlanError(f"{where}: experiment {name!r} feeds claims that are not declared: {unknown}")
+    return d
+
+
+def units(value) -> int:
+    """How many runs a parameter asks for: a count, or the length of a list of seeds."""
+    return len(value) if isinstance(value, (list, tuple)) else int(value)
+
+
+def design_seconds(design: dict, values: dict) -> float:
+    """Estimated wall seconds of a run whose experiments have `values` (parameter -> value): the fixed part plus
+    each experiment's units times its seconds per unit, shared among the workers where it fans out."""
+    total = float(design["fixed_seconds"])
+    for e in design["experiments"].values():
+        share = design["workers"] if e.get("parallel", True) else 1
+        total += units(values[e["parameter"]]) * e["seconds"] / share
+    return total
+
+
+def allocate(plan_claims: list[dict], design: dict, pilot_values: dict, run_values: dict, paper_values: dict):
+    """Each claim's n in the confirmatory run (its pilot n scaled with its experiment's units) and, where that
+    falls short of the planned n, the minutes the planned n would take and whether the paper profile reaches it."""
+    experiment_of = {cid: name for name, e in design["experiments"].items() for cid in e["claims"]}
+    for c in plan_claims:
+        c.update(run_n=c["n"], funded=None, minutes_needed=None, paper_reaches=None)
+        name = experiment_of.get(c["id"])
+        if c["verdict"] == "not testable" or name is None or not c["n"]:
+            continue
+        par = design["experiments"][name]["parameter"]
+        scale = lambda v: c["n"] * units(v) / units(pilot_values[par])
+        c["run_n"] = int(math.floor(scale(run_values[par]) + 1e-9))
+        c["funded"] = c["n_planned"] is not None and c["run_n"] >= c["n_planned"]
+        c["paper_reaches"] = c["n_planned"] is not None and scale(paper_values[par]) >= c["n_planned"]
+        if not c["funded"] and c["n_planned"] is not None:
+            need = math.ceil(c["n_planned"] * units(pilot_values[par]) / c["n"])
+            values = {**run_values, par: need}
+            c["minutes_needed"] = round(design_seconds(design, values) / 60, 1)
+    return plan_claims
+
+
 def pilot_plan(paper: str, root: Path, scale: str = "cpu") -> dict:
     """{'pilot': {commit, profile, seconds, device}, 'claims': [{id, verdict, n, estimate, n_planned, power,
-    minutes}]} for the committed run of `paper` at `scale`."""
+    minutes}]} for the pilot of `paper` at `scale`: the design's pilot where the paper has one (plan.yml), else
+    its committed run; with a design, also each claim's confirmatory n (`allocate`) and the run's estimated
+    minutes."""
     p = get_paper(paper, root)
-    path = results_file(root, paper, scale)
+    design = read_design(p) if scale == "cpu" else None
+    path = Path(root) / design["pilot"]["results"] if design else results_file(root, paper, scale)
     if not path.exists():
         raise PlanError(f"{paper}: no committed {scale} run to plan from ({path.relative_to(root)} is missing)")
     results = json.loads(path.read_text())
@@ -67,7 +143,43 @@ def pilot_plan(paper: str, root: Path, scale: str = "cpu") -> dict:
             entry["minutes"] = round(seconds * max(1.0, d.n_planned / d.n) / 60, 1)
         out.append(entry)
     pilot = {k: results.get(k) for k in ("commit", "profile", "device", "seconds")}
-    return {"paper": paper, "scale": scale, "pilot": pilot, "claims": out}
+    plan = {"paper": paper, "scale": scale, "pilot": pilot, "claims": out}
+    if design:
+        if not str(results["commit"]).startswith(str(design["pilot"]["commit"])):
+            raise PlanError(f"{paper}: plan.yml names pilot {design['pilot']['commit']}, but "
+                            f"{design['pilot']['results']} is from {results['commit']}")
+        pilot_values = results["parameters"]
+        run_values = {**pilot_values, **p.profiles["cpu"]}
+        paper_values = {**pilot_values, **p.profiles["paper"]}
+        allocate(out, design, pilot_values, run_values, paper_values)
+        plan["design"] = {"workers": design["workers"], "budget_minutes": design["budget_minutes"],
+                          "minutes": round(design_seconds(design, run_values) / 60, 1),
+                          "experiments": {name: {"parameter": e["parameter"], "seconds": e["seconds"],
+                                                 "pilot": pilot_values[e["parameter"]],
+                                                 "run": run_values[e["parameter"]]}
+                                          for name, e in design["experiments"].items()}}
+    return plan
+
+
+def planned_entries(plan: dict) -> dict:
+    """{claim id: its plan} as a claim's declaration carries it (planned.json)."""
+    keep = ("n", "estimate", "verdict", "n_planned", "power", "run_n", "funded", "minutes_needed", "paper_reaches")
+    out = {}
+    for c in plan["claims"]:
+        if c["verdict"] == "not testable" and c["n_planned"] is None:
+            continue
+        entry = {("pilot_" + k if k in ("n", "estimate", "verdict") else k): c.get(k) for k in keep}
+        out[c["id"]] = {"pilot_commit": plan["pilot"]["commit"][:12], **entry}
+    return out
+
+
+def write_planned(plan: dict, root: Path) -> Path:
+    """Write the paper's planned.json: what every claim's declaration carries from stage 1."""
+    p = get_paper(plan["paper"], root)
+    path = p.folder / PLANNED_FILE
+    body = {"pilot": plan["pilot"], "design": plan.get("design"), "claims": planned_entries(plan)}
+    path.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
+    return path
 
 
 def format_plan(plan: dict) -> str:
@@ -85,4 +197,18 @@ def format_plan(plan: dict) -> str:
         lines.append(f"{c['id']:36s} {c['verdict']:15s} {c['n']:>5d} {planned:>9s} {power:>6s} {minutes:>17s}")
     lines.append("planned n: per group, 80% power to reach either exit at the pilot's effect and spread; "
                  "'none': no n up to the planner's cap (the estimate sits on a boundary of the claim)")
+    design = plan.get("design")
+    if design:
+        lines.append(f"confirmatory run (the cpu profile): about {design['minutes']:.1f} min with "
+                     f"{design['workers']} worker(s), budget {design['budget_minutes']} min")
+        for name, e in design["experiments"].items():
+            lines.append(f"  {name}: {e['parameter']} {e['pilot']} -> {e['run']} ({e['seconds']:g} s per unit)")
+        lines.append(f"{'claim':36s} {'run n':>5s} {'planned n':>9s} {'funded':>6s} {'minutes':>8s} {'paper reaches':>13s}")
+        for c in plan["claims"]:
+            if c.get("funded") is None:
+                continue
+            planned = "none" if c["n_planned"] is None else str(c["n_planned"])
+            minutes = "" if c["minutes_needed"] is None else f"{c['minutes_needed']:.1f}"
+            lines.append(f"{c['id']:36s} {c['run_n']:>5d} {planned:>9s} {'yes' if c['funded'] else 'no':>6s} "
+                         f"{minutes:>8s} {'yes' if c['paper_reaches'] else 'no':>13s}")
     return "\n".join(lines)

@@ -9,12 +9,13 @@ poor run, never dropped, and the `ours` line reports how many diverged.
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from lastlayer import stats
-from lastlayer.claims import Claim, Missing, Verdicts, decide_parts
+from lastlayer.claims import Claim, Missing, Verdicts, decide_parts, with_plans
 from lastlayer.numbers import format_interval
 
 from .reference import METHODS, PAPER_DATASETS, TABLE1, TABLE2, TABLE3
@@ -211,6 +212,8 @@ CLAIMS = [
           revised="New, after the pilot run: Table 2 had no claim. Declared not testable, since neither profile "
                   "trains F50 (or its proxy) over the Adam learning-rate grid; the reason names the run that would."),
 ]
+# stage 1 of the two-stage verdicts: each claim's pilot and planned n (written by `python -m lastlayer plan asv_init --write`)
+CLAIMS = with_plans(CLAIMS, Path(__file__).with_name("planned.json"))
 BY_ID = {c.id: c for c in CLAIMS}
 
 

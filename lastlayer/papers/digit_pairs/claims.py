@@ -22,11 +22,12 @@ Choices shared by the claims:
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 
 from lastlayer import stats
-from lastlayer.claims import Claim, Missing, Verdicts, decide_parts
+from lastlayer.claims import Claim, Missing, Verdicts, decide_parts, with_plans
 from lastlayer.numbers import format_interval
 from lastlayer.papers.digit_pairs import reference as ref
 
@@ -174,6 +175,8 @@ CLAIMS = [
           revised="Reason reworded after the pilot run: it said 'not measured here', as if it could not be; it is "
                   "only not run yet, and the reason now names the experiment that would test it."),
 ]
+# stage 1 of the two-stage verdicts: each claim's pilot and planned n (written by `python -m lastlayer plan digit_pairs --write`)
+CLAIMS = with_plans(CLAIMS, Path(__file__).with_name("planned.json"))
 
 
 NAMES, KINDS = ref.NAMES, list(ref.NAMES)

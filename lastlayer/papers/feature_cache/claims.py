@@ -8,9 +8,11 @@ Bonferroni correction.
 """
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
-from lastlayer.claims import Claim, Missing, Verdicts, decide_parts, ours, require
+from lastlayer.claims import Claim, Missing, Verdicts, decide_parts, ours, require, with_plans
 from lastlayer.papers.feature_cache import reference as ref
 from lastlayer.papers.feature_cache.rows import AttackRow, RawMapsRow, TrainerRow
 
@@ -209,6 +211,8 @@ CLAIMS = [
           revised="added after the pilot run: the paper's statement behind Figures 5-6, declared 'not testable' "
                   "with the run that would test it"),
 ]
+# stage 1 of the two-stage verdicts: each claim's pilot and planned n (written by `python -m lastlayer plan feature_cache --write`)
+CLAIMS = with_plans(CLAIMS, Path(__file__).with_name("planned.json"))
 
 
 # -- decide: one small function per claim or group, all reading the rows of `rows.py` -----------------------

@@ -15,11 +15,12 @@ A diverged run counts with chance accuracy and 0 for every geometric measure (ne
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from lastlayer import stats
-from lastlayer.claims import NOT_TESTABLE, Claim, Missing, Verdicts, decide_parts
+from lastlayer.claims import NOT_TESTABLE, Claim, Missing, Verdicts, decide_parts, with_plans
 from lastlayer.claims import ours as claims_ours
 from lastlayer.papers.fixed_classifier import reference as ref
 from lastlayer.papers.fixed_classifier.experiments import LOOKALIKES, choose_settings, corruption_rows, model_rows
@@ -246,6 +247,8 @@ CLAIMS = [
           paper="Figure 1: a scheme of the classification layer", estimand="none", rule="not testable",
           why="a diagram, with nothing to measure", setting="paper setup"),
 ]
+# stage 1 of the two-stage verdicts: each claim's pilot and planned n (written by `python -m lastlayer plan fixed_classifier --write`)
+CLAIMS = with_plans(CLAIMS, Path(__file__).with_name("planned.json"))
 BY_ID = {c.id: c for c in CLAIMS}
 
 

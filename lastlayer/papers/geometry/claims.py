@@ -13,10 +13,11 @@ A claim whose runs are missing or too few in this run (an arm not run, fewer tha
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
-from lastlayer.claims import Claim, Missing, Verdicts, require
+from lastlayer.claims import Claim, Missing, Verdicts, require, with_plans
 from lastlayer.numbers import format_interval
 from lastlayer.stats import Decision
 
@@ -215,6 +216,8 @@ CLAIMS = [
               "(the `seed` parameter starts past them). One point of accuracy is the smallest advantage that "
               "counts (about one standard error of a run's accuracy on the 2,000-image test set)."),
 ]
+# stage 1 of the two-stage verdicts: each claim's pilot and planned n (written by `python -m lastlayer plan geometry --write`)
+CLAIMS = with_plans(CLAIMS, Path(__file__).with_name("planned.json"))
 
 
 # --- from rows to the arrays the rules take -----------------------------------------------------------
