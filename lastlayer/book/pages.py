@@ -79,6 +79,53 @@ def totals(results: dict[str, dict], titles: dict[str, str]) -> str:
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
 
+def _pilot_claims(claims: list[dict]) -> list[dict]:
+    """The claims as their pilot judged them (re-decided under the declarations that judged the confirmatory run),
+    for the claims whose declaration carries a stage-1 plan; the others (not testable) as they are."""
+    return [{**c, "verdict": c["plan"]["pilot_verdict"]} if c.get("plan") else c for c in claims]
+
+
+def two_stages(results: dict[str, dict], titles: dict[str, str]) -> str:
+    """Per paper: the verdicts of its pilot (stage 1) and of the confirmatory run on fresh seeds (stage 2), with how
+    many claims the confirmatory run's n reached the planned n for. Papers without a plan are left out."""
+    head = "".join(f"<th>{h}</th>" for h in ("paper", "pilot (stage 1)", "confirmatory run (stage 2)",
+                                              "claims at their planned n"))
+    rows = []
+    for paper, r in results.items():
+        claims = r["claims"]
+        planned = [c for c in claims if c.get("plan")]
+        if not planned:
+            continue
+        pilot = planned[0]["plan"].get("pilot_commit", "")[:7]
+        funded = sum(bool(c["plan"].get("funded")) for c in planned)
+        rows.append(f'<tr><td><a href="executed/{paper}.html">{_e(titles[paper])}</a></td>'
+                    f'<td data-label="pilot">{_count_badges(_pilot_claims(claims))} (commit <code>{_e(pilot)}</code>)</td>'
+                    f'<td data-label="confirmatory">{_count_badges(claims)} (commit <code>{_e(r["commit"])}</code>)</td>'
+                    f'<td data-label="at planned n">{funded} of {len(planned)}</td></tr>')
+    if not rows:
+        return ""
+    return (f'<div class="ll-table-wrap"><table class="ll-table ll-stack"><thead><tr>{head}</tr></thead>'
+            f'<tbody>{"".join(rows)}</tbody></table></div>')
+
+
+def worked_example(results: dict[str, dict]) -> str:
+    """The introduction's worked example of the two stages, from a real claim: the first (in book order) whose pilot
+    was inconclusive and whose confirmatory run, at its planned n, decided."""
+    for paper, r in results.items():
+        for c in r["claims"]:
+            plan = c.get("plan") or {}
+            if plan.get("pilot_verdict") == "inconclusive" and plan.get("funded") and \
+                    c["verdict"] not in ("inconclusive", "not testable"):
+                return (f"**A worked example.** The claim *{_e(c['statement'])}* ({paper}, `{c['id']}`). "
+                        f"Measured: {_e(c['estimand'])}. Its rule, declared before any run: {_e(c['criterion'])} "
+                        f"The pilot (commit `{plan['pilot_commit'][:7]}`) had n = {plan['pilot_n']} and could not "
+                        f"decide: *inconclusive*. From its effect and spread, the planner found that n = "
+                        f"{plan['n_planned']} reaches a decision, either way, in {plan['power']:.0%} of simulated "
+                        f"runs, and the confirmatory run was given n = {plan['run_n']} on fresh seeds. It measured "
+                        f"{_e(ours_text(c))}: *{c['verdict']}*. That verdict is the book's; the pilot's is not.\n")
+    return ""
+
+
 def _provenance(r: dict, scale: str, state: str | None) -> str:
     stale = f' {badge("stale")} its inputs changed since this run: rerun it.' if state == "stale" else ""
     return (f"{scale} scale: profile <code>{_e(r['profile'])}</code> on {_e(r['device'])}, torch {_e(r['torch'])}, "
@@ -137,7 +184,14 @@ def paper_section(info, r: dict, big: dict | None, states: dict) -> str:
 def scorecard(results: dict[str, dict], paper_results: dict[str, dict] | None = None,
               states: dict | None = None, root: Path | None = None) -> str:
     paper_results, states, info = paper_results or {}, states or {}, find_papers(root)
-    parts = [SCORECARD_HEAD, "## Totals", "", totals(results, {p: i.title for p, i in info.items()})]
+    titles = {p: i.title for p, i in info.items()}
+    parts = [SCORECARD_HEAD, "## Totals", "", totals(results, titles)]
+    stages = two_stages(results, titles)
+    if stages:
+        parts += ["## Before and after: the pilot and the confirmatory run", "",
+                  "Each chapter's committed run before this one was its pilot: it planned every claim's n. The "
+                  "confirmatory run, on fresh seeds at those n, gives the verdicts above; the pilot's verdicts, "
+                  "re-decided under the same declarations, are counted here for comparison only.", "", stages]
     parts += [paper_section(info[p], r, paper_results.get(p), states) for p, r in results.items()]
     return "\n\n".join(parts) + "\n"
 
@@ -209,6 +263,8 @@ def generated(root: Path) -> dict[Path, str]:
              root / "book" / "_generated" / "times.md": times_table(results, big, states, root),
              root / "book" / "_generated" / "papers.md": papers_table(root),
              root / "book" / "_generated" / "verdicts.md": verdict_totals(root),
+             root / "book" / "_generated" / "example.md": worked_example(results) or
+                 "No claim has gone from an inconclusive pilot to a decided confirmatory run yet.\n",
              root / "_toc.yml": toc(root)}
     benches = load_benches(root)
     pages[root / "book" / "_generated" / "bench.md"] = ("\n".join(markdown_table(b) for b in benches) if benches

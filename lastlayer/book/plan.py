@@ -7,8 +7,8 @@ that reaches a decision, either exit, with 80% power (`lastlayer.power`).
 
 A paper with a confirmatory design has `lastlayer/papers/<id>/plan.yml`: the pilot (commit and its results file,
 kept in `book/results/pilot/`), the experiments that set each claim's n (the parameter, its CPU seconds per unit
-measured from the pilot, the claims it feeds), the workers and the budget. The cpu profile is the confirmatory run:
-fresh seeds and each experiment's n. From the two, the plan gives each claim the n the confirmatory run will have
+measured from the pilot, the claims it feeds), the workers and the budget. The cpu profile (the notebook's defaults) is the
+confirmatory run: fresh seeds and each experiment's n. From the two, the plan gives each claim the n the confirmatory run will have
 (the pilot's n scaled with its experiment's units), whether that reaches the planned n, and, where it does not,
 the CPU minutes the planned n would cost and whether the paper profile reaches it. `plan <id> --write` stores the
 per-claim plan in `planned.json` beside it, which every claim's declaration then carries (and hashes). The
@@ -95,25 +95,91 @@ def design_seconds(design: dict, values: dict) -> float:
     return total
 
 
+def _experiments_of(design: dict) -> dict[str, list[str]]:
+    """{claim: the experiments whose units set its n}; a claim fed by several has the smallest n they give."""
+    out: dict[str, list[str]] = {}
+    for name, e in design["experiments"].items():
+        for cid in e["claims"]:
+            out.setdefault(cid, []).append(name)
+    return out
+
+
+def needed_units(c: dict, pilot_units: int) -> int | None:
+    """The units of an experiment that give claim `c` its planned n (None: no n decides it)."""
+    if c.get("n_planned") is None or not c.get("n"):
+        return None
+    return math.ceil(c["n_planned"] * pilot_units / c["n"] - 1e-9)
+
+
 def allocate(plan_claims: list[dict], design: dict, pilot_values: dict, run_values: dict, paper_values: dict):
-    """Each claim's n in the confirmatory run (its pilot n scaled with its experiment's units) and, where that
-    falls short of the planned n, the minutes the planned n would take and whether the paper profile reaches it."""
-    experiment_of = {cid: name for name, e in design["experiments"].items() for cid in e["claims"]}
+    """Each claim's n in the confirmatory run and, where that falls short of the planned n, the minutes the planned
+    n would take and whether the paper profile reaches it. A claim's n grows with the units of its experiments, the
+    smallest where several feed it (a sweep compared with Table I's rounds has as many pairs as the fewer of the two):
+    n = pilot n x min(units now) / min(units in the pilot)."""
+    experiments = _experiments_of(design)
     for c in plan_claims:
         c.update(run_n=c["n"], funded=None, minutes_needed=None, paper_reaches=None)
-        name = experiment_of.get(c["id"])
-        if c["verdict"] == "not testable" or name is None or not c["n"]:
+        names = experiments.get(c["id"])
+        if c["verdict"] == "not testable" or not names or not c["n"]:
             continue
-        par = design["experiments"][name]["parameter"]
-        scale = lambda v: c["n"] * units(v) / units(pilot_values[par])
-        c["run_n"] = int(math.floor(scale(run_values[par]) + 1e-9))
+        pars = [design["experiments"][name]["parameter"] for name in names]
+        base = min(units(pilot_values[par]) for par in pars)
+        scaled = lambda values: c["n"] * min(units(values[par]) for par in pars) / base
+        c["run_n"] = int(math.floor(scaled(run_values) + 1e-9))
         c["funded"] = c["n_planned"] is not None and c["run_n"] >= c["n_planned"]
-        c["paper_reaches"] = c["n_planned"] is not None and scale(paper_values[par]) >= c["n_planned"]
+        c["paper_reaches"] = c["n_planned"] is not None and scaled(paper_values) >= c["n_planned"]
         if not c["funded"] and c["n_planned"] is not None:
-            need = math.ceil(c["n_planned"] * units(pilot_values[par]) / c["n"])
-            values = {**run_values, par: need}
-            c["minutes_needed"] = round(design_seconds(design, values) / 60, 1)
+            u = needed_units(c, base)
+            need = {par: max(units(run_values[par]), u) for par in pars}
+            c["minutes_needed"] = round(design_seconds(design, {**run_values, **need}) / 60, 1)
     return plan_claims
+
+
+def best_allocation(plan_claims: list[dict], design: dict, pilot_values: dict) -> tuple[dict, int, float]:
+    """The units per experiment that bring the most claims to their planned n within the design's budget, the
+    cheapest such: an exhaustive search over each experiment's candidate sizes (the pilot's, and each that gives
+    one of its claims its planned n). Returns ({parameter: units}, claims funded, estimated seconds)."""
+    import itertools
+    budget = design["budget_minutes"] * 60
+    names = list(design["experiments"])
+    experiments = _experiments_of(design)
+    base = {n: units(pilot_values[design["experiments"][n]["parameter"]]) for n in names}
+    need = {}  # claim -> (its experiments, the units each needs)
+    for c in plan_claims:
+        if c["verdict"] != "not testable" and c["id"] in experiments:
+            mine = experiments[c["id"]]
+            need[c["id"]] = (mine, needed_units(c, min(base[n] for n in mine)))
+    options = [sorted({base[n], *(u for mine, u in need.values() if n in mine and u is not None)}) for n in names]
+    best = ({}, -1, math.inf)
+    for combo in itertools.product(*options):
+        size = dict(zip(names, combo))
+        funded = sum(u is not None and all(size[n] >= u for n in mine) for mine, u in need.values())
+        seconds = design_seconds(design, {design["experiments"][n]["parameter"]: size[n] for n in names})
+        if seconds <= budget and (funded > best[1] or (funded == best[1] and seconds < best[2])):
+            best = ({design["experiments"][n]["parameter"]: size[n] for n in names}, funded, seconds)
+    return best
+
+
+def run_seeds(results: dict) -> dict[str, set[int]]:
+    """{experiment: the seeds its rows were drawn from} of a results file: a row's `seed`, or the run's base `seed`
+    plus its `round` or `draw` where the row records only that."""
+    base = results.get("parameters", {}).get("seed", 0)
+    out: dict[str, set[int]] = {}
+    for row in results["runs"]:
+        seed = row.get("seed")
+        if seed is None:
+            offset = row.get("round", row.get("draw"))
+            if offset is None:
+                continue
+            seed = base + offset
+        out.setdefault(row.get("experiment", "runs"), set()).add(int(seed))
+    return out
+
+
+def shared_seeds(pilot: dict, confirmatory: dict) -> dict[str, list[int]]:
+    """{experiment: seeds both runs used}: empty when the confirmatory run's seeds are fresh."""
+    a, b = run_seeds(pilot), run_seeds(confirmatory)
+    return {e: sorted(a[e] & b[e]) for e in a.keys() & b.keys() if a[e] & b[e]}
 
 
 def pilot_plan(paper: str, root: Path, scale: str = "cpu") -> dict:
@@ -148,12 +214,16 @@ def pilot_plan(paper: str, root: Path, scale: str = "cpu") -> dict:
         if not str(results["commit"]).startswith(str(design["pilot"]["commit"])):
             raise PlanError(f"{paper}: plan.yml names pilot {design['pilot']['commit']}, but "
                             f"{design['pilot']['results']} is from {results['commit']}")
+        from lastlayer.book.runner import prepare
         pilot_values = results["parameters"]
-        run_values = {**pilot_values, **p.profiles["cpu"]}
-        paper_values = {**pilot_values, **p.profiles["paper"]}
+        run_values = prepare(paper, "cpu", {}, root)[1]       # the notebook's defaults: the confirmatory run
+        paper_values = prepare(paper, "paper", {}, root)[1]
         allocate(out, design, pilot_values, run_values, paper_values)
+        best, best_funded, best_seconds = best_allocation(out, design, pilot_values)
         plan["design"] = {"workers": design["workers"], "budget_minutes": design["budget_minutes"],
                           "minutes": round(design_seconds(design, run_values) / 60, 1),
+                          "funded": sum(bool(c["funded"]) for c in out),
+                          "best": {"units": best, "funded": best_funded, "minutes": round(best_seconds / 60, 1)},
                           "experiments": {name: {"parameter": e["parameter"], "seconds": e["seconds"],
                                                  "pilot": pilot_values[e["parameter"]],
                                                  "run": run_values[e["parameter"]]}
@@ -200,7 +270,11 @@ def format_plan(plan: dict) -> str:
     design = plan.get("design")
     if design:
         lines.append(f"confirmatory run (the cpu profile): about {design['minutes']:.1f} min with "
-                     f"{design['workers']} worker(s), budget {design['budget_minutes']} min")
+                     f"{design['workers']} worker(s), budget {design['budget_minutes']} min; it brings "
+                     f"{design['funded']} claims to their planned n")
+        best = design["best"]
+        lines.append(f"the most the budget can fund: {best['funded']} claims, with "
+                     + ", ".join(f"{k} = {v}" for k, v in best["units"].items()) + f" (about {best['minutes']} min)")
         for name, e in design["experiments"].items():
             lines.append(f"  {name}: {e['parameter']} {e['pilot']} -> {e['run']} ({e['seconds']:g} s per unit)")
         lines.append(f"{'claim':36s} {'run n':>5s} {'planned n':>9s} {'funded':>6s} {'minutes':>8s} {'paper reaches':>13s}")

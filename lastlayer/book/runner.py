@@ -133,13 +133,17 @@ def prepare(paper: str, profile: str = "cpu", overrides: dict | None = None,
 
 
 def input_hash(paper: str, profile: str, params: dict, paths: Paths, package_dir: Path = PACKAGE_DIR) -> str:
-    """What decides a run's outcome: the notebook, the profile, the parameters, the core's and the paper's code."""
+    """What decides a run's outcome: the notebook, the profile, the parameters, the core's and the paper's code, and
+    the paper's planned.json (its claims' declarations carry it)."""
     h = hashlib.sha256()
     h.update(paths.notebook(paper).read_bytes())
     h.update(json.dumps({"profile": profile, "parameters": params}, sort_keys=True, default=str).encode())
     for f in code_files(paper, package_dir):
         h.update(f.relative_to(package_dir).as_posix().encode())
         h.update(f.read_bytes())
+    planned = package_dir / "papers" / paper / "planned.json"  # the claims' stage-1 plans enter their declarations
+    if planned.exists():
+        h.update(planned.read_bytes())
     return h.hexdigest()[:16]
 
 
