@@ -483,3 +483,17 @@ def test_asyncio_teardown_reports_in_the_kernel_log_are_not_errors():
            "Traceback (most recent call last):\n  boom\n")
     assert _kernel_errors(log) == ["Traceback (most recent call last):", "  boom"]
     assert _kernel_errors("Task was destroyed but it is pending!\ntask: <Task pending>\n") == []
+
+
+def test_a_paper_scale_page_gets_its_own_figure_labels_and_links_that_climb_one_folder_more():
+    from lastlayer.book.runner import as_paper_scale_page
+    nb = {"cells": [
+        {"cell_type": "code", "metadata": {"mystnb": {"figure": {"name": "fig-x-1"}}}, "outputs": [], "source": "f()"},
+        {"cell_type": "code", "metadata": {"mystnb": {"figure": {"name": "fig-x-1b"}}}, "outputs": [], "source": "g()"},
+        {"cell_type": "markdown", "metadata": {}, "source": "See {numref}`fig-x-1`, [a](../reproduce.md), "
+                                                          "[b](../../x.md) and [c](https://e.org/../y)."}]}
+    out = as_paper_scale_page(nb)
+    assert [c["metadata"]["mystnb"]["figure"]["name"] for c in out["cells"][:2]] == ["fig-x-1-paper", "fig-x-1b-paper"]
+    assert out["cells"][2]["source"] == ("See {numref}`fig-x-1-paper`, [a](../../reproduce.md), [b](../../x.md) "
+                                         "and [c](https://e.org/../y).")
+    assert nb["cells"][0]["metadata"]["mystnb"]["figure"]["name"] == "fig-x-1"  # the input is left as it was

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import re
 import shlex
 import signal
 import tempfile
@@ -217,6 +219,23 @@ def rule_changes(previous: dict | None, results: dict) -> list[dict]:
     return changes
 
 
+def as_paper_scale_page(nb: dict) -> dict:
+    """A paper-scale run's notebook as the page beside its chapter (book/executed/paper/): its figure labels get a
+    '-paper' suffix, everywhere they occur, so they do not clash with the chapter's (Sphinx labels are global), and
+    its relative links climb one folder more."""
+    names = sorted({c.get("metadata", {}).get("mystnb", {}).get("figure", {}).get("name")
+                    for c in nb["cells"]} - {None}, key=len, reverse=True)
+    text = json.dumps(nb, ensure_ascii=False)
+    for name in names:
+        text = re.sub(rf"(?<![\w-]){re.escape(name)}(?![\w-])", f"{name}-paper", text)
+    nb = json.loads(text)
+    for c in nb["cells"]:
+        if c["cell_type"] == "markdown":
+            src = "".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+            c["source"] = re.sub(r"\]\(\.\./(?!\.\./)", "](../../", src)
+    return nb
+
+
 def add_provenance(nb: dict, results: dict) -> dict:
     """A note under the title: which command, profile, device, torch, commit and wall time made this page."""
     minutes = results["seconds"] / 60
@@ -280,8 +299,17 @@ class Stopped(KeyboardInterrupt):
 @contextlib.contextmanager
 def stop_on_signals():
     """SIGTERM and SIGINT raise `Stopped` here, so the kernel, the temporary folder and the lock are cleaned up on
-    the way out (SIGTERM's default action would end the process at once and leave them behind)."""
+    the way out (SIGTERM's default action would end the process at once and leave them behind). Whatever else is
+    raised after a signal came (the kernel client's DeadKernelError, when the interrupt lands in its wait for a
+    reply and the kernel is shut down under it) is that signal's consequence, and leaves as `Stopped` too."""
+    received: list[int] = []
+
     def handler(signum, frame):
+        received.append(signum)
+        # what the kernel client and asyncio log while the kernel is shut down under the interrupt ("Kernel died
+        # while waiting for execute reply", "Task exception was never retrieved") is this stop, told in one line
+        for name in ("papermill", "nbclient", "traitlets", "asyncio"):
+            logging.getLogger(name).disabled = True
         raise Stopped(signum)
     try:
         previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -290,6 +318,10 @@ def stop_on_signals():
         return
     try:
         yield
+    except Exception:
+        if received:
+            raise Stopped(received[0]) from None
+        raise
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
@@ -486,6 +518,8 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
         results["rule_changes"] = rule_changes(previous, results)
         problems = validate(results)
         nb = add_provenance(strip_volatile(json.loads(out.read_text())), results)
+        if profile == "paper":
+            nb = as_paper_scale_page(nb)
         problems += install.output_problems(nb)
         kernel_log = tmp / f"{paper}.kernel.log"  # what reached the kernel's stderr outside any cell's stream
         kernel_errors = _kernel_errors(kernel_log.read_text(errors="replace")) if kernel_log.exists() else []
