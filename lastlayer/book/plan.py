@@ -18,6 +18,7 @@ it is a new confirmatory run with a new plan.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import math
 import types
@@ -139,7 +140,6 @@ def best_allocation(plan_claims: list[dict], design: dict, pilot_values: dict) -
     """The units per experiment that bring the most claims to their planned n within the design's budget, the
     cheapest such: an exhaustive search over each experiment's candidate sizes (the pilot's, and each that gives
     one of its claims its planned n). Returns ({parameter: units}, claims funded, estimated seconds)."""
-    import itertools
     budget = design["budget_minutes"] * 60
     names = list(design["experiments"])
     experiments = _experiments_of(design)
@@ -154,9 +154,10 @@ def best_allocation(plan_claims: list[dict], design: dict, pilot_values: dict) -
     for combo in itertools.product(*options):
         size = dict(zip(names, combo))
         funded = sum(u is not None and all(size[n] >= u for n in mine) for mine, u in need.values())
-        seconds = design_seconds(design, {design["experiments"][n]["parameter"]: size[n] for n in names})
+        values = {design["experiments"][n]["parameter"]: size[n] for n in names}
+        seconds = design_seconds(design, values)
         if seconds <= budget and (funded > best[1] or (funded == best[1] and seconds < best[2])):
-            best = ({design["experiments"][n]["parameter"]: size[n] for n in names}, funded, seconds)
+            best = (values, funded, seconds)
     return best
 
 
