@@ -158,3 +158,14 @@ def test_a_notebook_that_writes_to_stderr_never_reaches_the_book(tmp_path, write
     assert "wrote to stderr: careful" in err and "the book was not changed" in err, err
     assert not list((root / "book" / "results").glob("*.json")) and not list((root / "book" / "executed").glob("*"))
     assert (root / "build" / "failed" / "digit_pairs.ipynb").exists()
+
+
+def test_the_help_of_every_command_prints(capsys):
+    """argparse formats help strings with %: a bare '%' in one makes `--help` crash instead of helping."""
+    parser = cli._parser()
+    commands = next(a for a in parser._actions if a.dest == "command").choices
+    for argv in [["--help"]] + [[name, "--help"] for name in commands]:
+        with pytest.raises(SystemExit) as e:
+            parser.parse_args(argv)
+        assert e.value.code == 0, argv
+        assert "usage:" in capsys.readouterr().out

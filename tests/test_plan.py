@@ -73,6 +73,9 @@ def test_the_confirmatory_run_uses_none_of_the_pilots_seeds(paper):
     if run["commit"] == pilot["commit"]:
         pytest.skip(f"{paper}: the confirmatory run has not been made yet (the committed run is the pilot)")
     assert shared_seeds(pilot, run) == {}
+    for name, e in design["experiments"].items():  # an experiment added later, with a pilot of its own
+        if "pilot" in e:
+            assert shared_seeds(json.loads((ROOT / e["pilot"]["results"]).read_text()), run) == {}, name
 
 
 def test_shared_seeds_finds_an_overlap_by_seed_round_or_draw():
@@ -134,6 +137,17 @@ def test_a_design_naming_an_undeclared_claim_is_an_error(tmp_path):
         read_design(replace(info, folder=folder))
     (folder / "plan.yml").write_text("pilot: {commit: abc}\nworkers: 1\n")
     with pytest.raises(PlanError, match="needs exactly"):
+        read_design(replace(info, folder=folder))
+    # an experiment added later has a pilot of its own; a claim cannot be planned from two pilots at once
+    head = "pilot: {commit: abc, results: x.json}\nworkers: 1\nbudget_minutes: 15\nfixed_seconds: 1\nexperiments:\n"
+    (folder / "plan.yml").write_text(head + "  t: {parameter: rounds, seconds: 1, claims: [batch-norm-helps]}\n"
+                                     "  s: {parameter: bn_skip_rounds, seconds: 1, claims: [batch-norm-helps],\n"
+                                     "      pilot: {commit: def, results: y.json}}\n")
+    with pytest.raises(PlanError, match="different pilots"):
+        read_design(replace(info, folder=folder))
+    (folder / "plan.yml").write_text(head + "  s: {parameter: rounds, seconds: 1, claims: [model-order], "
+                                     "pilot: {commit: def}}\n")
+    with pytest.raises(PlanError, match="pilot without commit and results"):
         read_design(replace(info, folder=folder))
 
 

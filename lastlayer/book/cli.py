@@ -51,7 +51,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_parser("list", help="the same as status")
     pa = sub.add_parser("params", help="a paper's parameters: type, default, each profile's value, constraint, help")
     pa.add_argument("paper", help=f"one of {', '.join(find_papers())}")
-    pl = sub.add_parser("plan", help="from a paper's committed run (the pilot), the n each claim needs for 80% "
+    pl = sub.add_parser("plan", help="from a paper's committed run (the pilot), the n each claim needs for 80%% "
                                      "power, and what it would cost")
     pl.add_argument("paper", help=f"one of {', '.join(find_papers())}")
     pl.add_argument("--scale", default="cpu", choices=("cpu", "paper"))

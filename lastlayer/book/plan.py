@@ -78,6 +78,13 @@ def read_design(p) -> dict | None:
         unknown = sorted(set(e["claims"]) - declared)
         if unknown:
             raise PlanError(f"{where}: experiment {name!r} feeds claims that are not declared: {unknown}")
+        if "pilot" in e and not (isinstance(e["pilot"], dict) and {"commit", "results"} <= set(e["pilot"])):
+            raise PlanError(f"{where}: experiment {name!r} names a pilot without commit and results")
+    for cid, names in _experiments_of(d).items():
+        pilots = {str(d["experiments"][n].get("pilot")) for n in names}
+        if len(pilots) > 1:
+            raise PlanError(f"{where}: claim {cid!r} is fed by experiments {names} with different pilots; "
+                            f"a claim is planned from one pilot")
     return d
 
 
@@ -183,6 +190,44 @@ def shared_seeds(pilot: dict, confirmatory: dict) -> dict[str, list[int]]:
     return {e: sorted(a[e] & b[e]) for e in a.keys() & b.keys() if a[e] & b[e]}
 
 
+def _decide_pilot(p, path: Path, root: Path) -> tuple[dict, list]:
+    """(the results of a pilot run, its decisions under today's declarations)."""
+    if not path.exists():
+        raise PlanError(f"{p.id}: no pilot run to plan from ({path.relative_to(root)} is missing)")
+    results = json.loads(path.read_text())
+    package, claims = p.load(), p.load("claims")
+    rows = rebuild_rows(results["runs"], package)
+    # A parameter added since the pilot takes today's default: the pilot has no rows of its experiment, so the
+    # claims that experiment feeds are 'not testable' in it whatever the value (they are planned from their own
+    # pilot, named in plan.yml).
+    from lastlayer.book.runner import notebook_parameters
+    fields = {f.name for f in dataclasses.fields(package.Params)}
+    defaults = {k: v.default for k, v in notebook_parameters(p.notebook(root)).items() if k in fields}
+    try:
+        return results, claims.decide(rows, package.Params(**{**defaults, **results["parameters"]}))
+    except (TypeError, AttributeError, KeyError) as e:
+        raise PlanError(f"{p.id}: the pilot's rows ({path.relative_to(root)}) do not fit today's decide "
+                        f"({type(e).__name__}: {e}); the plan needs a pilot run of today's experiments") from None
+
+
+def _check_commit(paper: str, pilot: dict, results: dict) -> None:
+    if not str(results["commit"]).startswith(str(pilot["commit"])):
+        raise PlanError(f"{paper}: plan.yml names pilot {pilot['commit']}, but {pilot['results']} is from "
+                        f"{results['commit']}")
+
+
+def _entries(decided, results: dict) -> list[dict]:
+    seconds = float(results["seconds"])
+    out = []
+    for claim, d, _ in decided:
+        entry = {"id": claim.id, "verdict": d.verdict, "n": d.n, "estimate": d.estimate, "n_planned": d.n_planned,
+                 "power": d.power, "minutes": None, "pilot_commit": str(results["commit"])[:12]}
+        if d.n_planned and d.n:
+            entry["minutes"] = round(seconds * max(1.0, d.n_planned / d.n) / 60, 1)
+        out.append(entry)
+    return out
+
+
 def pilot_plan(paper: str, root: Path, scale: str = "cpu") -> dict:
     """{'pilot': {commit, profile, seconds, device}, 'claims': [{id, verdict, n, estimate, n_planned, power,
     minutes}]} for the pilot of `paper` at `scale`: the design's pilot where the paper has one (plan.yml), else
@@ -193,30 +238,23 @@ def pilot_plan(paper: str, root: Path, scale: str = "cpu") -> dict:
     path = Path(root) / design["pilot"]["results"] if design else results_file(root, paper, scale)
     if not path.exists():
         raise PlanError(f"{paper}: no committed {scale} run to plan from ({path.relative_to(root)} is missing)")
-    results = json.loads(path.read_text())
-    package, claims = p.load(), p.load("claims")
-    rows = rebuild_rows(results["runs"], package)
-    try:
-        decided = claims.decide(rows, package.Params(**results["parameters"]))
-    except (TypeError, AttributeError, KeyError) as e:
-        raise PlanError(f"{paper}: the pilot's rows do not fit today's decide ({type(e).__name__}: {e}); "
-                        f"the plan needs a pilot run of today's experiments") from None
-    seconds = float(results["seconds"])
-    out = []
-    for claim, d, _ in decided:
-        entry = {"id": claim.id, "verdict": d.verdict, "n": d.n, "estimate": d.estimate, "n_planned": d.n_planned,
-                 "power": d.power, "minutes": None}
-        if d.n_planned and d.n:
-            entry["minutes"] = round(seconds * max(1.0, d.n_planned / d.n) / 60, 1)
-        out.append(entry)
+    results, decided = _decide_pilot(p, path, root)
+    out = _entries(decided, results)
     pilot = {k: results.get(k) for k in ("commit", "profile", "device", "seconds")}
     plan = {"paper": paper, "scale": scale, "pilot": pilot, "claims": out}
     if design:
-        if not str(results["commit"]).startswith(str(design["pilot"]["commit"])):
-            raise PlanError(f"{paper}: plan.yml names pilot {design['pilot']['commit']}, but "
-                            f"{design['pilot']['results']} is from {results['commit']}")
+        _check_commit(paper, design["pilot"], results)
+        pilot_values = dict(results["parameters"])
+        # An experiment added after the pilot has a pilot of its own: its claims are planned from that run.
+        for name, e in design["experiments"].items():
+            if "pilot" not in e:
+                continue
+            own, own_decided = _decide_pilot(p, Path(root) / e["pilot"]["results"], root)
+            _check_commit(paper, e["pilot"], own)
+            by_id = {c["id"]: c for c in _entries(own_decided, own)}
+            out[:] = [by_id[c["id"]] if c["id"] in e["claims"] else c for c in out]
+            pilot_values[e["parameter"]] = own["parameters"][e["parameter"]]
         from lastlayer.book.runner import prepare
-        pilot_values = results["parameters"]
         run_values = prepare(paper, "cpu", {}, root)[1]       # the notebook's defaults: the confirmatory run
         paper_values = prepare(paper, "paper", {}, root)[1]
         allocate(out, design, pilot_values, run_values, paper_values)
@@ -240,7 +278,7 @@ def planned_entries(plan: dict) -> dict:
         if c["verdict"] == "not testable" and c["n_planned"] is None:
             continue
         entry = {("pilot_" + k if k in ("n", "estimate", "verdict") else k): c.get(k) for k in keep}
-        out[c["id"]] = {"pilot_commit": plan["pilot"]["commit"][:12], **entry}
+        out[c["id"]] = {"pilot_commit": c.get("pilot_commit") or plan["pilot"]["commit"][:12], **entry}
     return out
 
 

@@ -1,3 +1,4 @@
+from dataclasses import replace
 import pytest
 import torch
 import torch.nn.functional as F
@@ -143,7 +144,8 @@ def test_run_trains_every_experiment_once_and_decides(data_root):
     p = Params(seed=0, device="cpu", n_pairs=60, epochs=1, batch_size=30, rounds=2, c1=4, c2=4, hidden=8,
                lr_pair=1.0, lr_siamese=0.25, w_aux=10 ** -0.5, bn_skip_combos=[[False, False], [True, False]],
                bn_skip_rounds=2, grid_lrs=[0.1, 1.0], lr_rounds=2, aux_weights=[0.0, 10 ** -0.5], aux_rounds=2,
-               size_values=[4, 8], hidden_values=[8, 16], size_rounds=2, grad_batches=3, grad_rounds=2)
+               size_values=[4, 8], hidden_values=[8, 16], size_rounds=2, grad_batches=3, grad_rounds=2,
+               siamese_grad_rounds=1)
     runs = run(p)
     rounds = [r for r in runs.rows if isinstance(r, RoundRow)]
     settings = sorted({(r.experiment, r.kind, r.varied, r.lr, r.batch_norm, r.skip, r.w_aux, r.c1, r.c2, r.hidden)
@@ -163,12 +165,19 @@ def test_run_trains_every_experiment_once_and_decides(data_root):
                                ("fig1d", "pair", "hidden", 1.0, True, False, w, 4, 4, 16)])
     assert len(rounds) == 2 * len(settings) and {(r.n_pairs, r.epochs, r.batch_size) for r in rounds} == {(60, 1, 30)}
     assert [r.experiment for r in rounds[:6]] == ["table1"] * 6  # in the notebook's order
-    grads = [r for r in runs.rows if isinstance(r, GradientRow)]
-    assert [(r.batch_norm, r.round) for r in grads] == [(True, 0), (True, 1), (False, 0), (False, 1)]
+    grads = [r for r in runs.rows if isinstance(r, GradientRow) and r.experiment == "fig2"]
+    assert [(r.kind, r.batch_norm, r.round) for r in grads] == [("pair", True, 0), ("pair", True, 1),
+                                                                ("pair", False, 0), ("pair", False, 1)]
+    siamese = [r for r in runs.rows if isinstance(r, GradientRow) and r.experiment == "fig2-siamese"]
+    assert [(r.kind, r.batch_norm, r.round) for r in siamese] == [
+        (k, bn, 0) for k in ("siamese2", "siamese10") for bn in (True, False)]
+    assert set(runs.siamese_grads) == {(k, bn) for k in ("siamese2", "siamese10") for bn in (True, False)}
     assert all(r.batches == 3 for r in grads if r.outcome != "diverged")
     assert list(runs.table) == ["pair", "siamese2", "siamese10"] and set(runs.grads) == {True, False}
     assert all(len(h["test_acc"]) == 1 for h in runs.table["pair"].histories)  # Table I keeps its curves
     out = claims.decide(runs.rows, p)
     assert [c.id for c, _, _ in out] == [c.id for c in claims.CLAIMS]
     v = {c.id: d.verdict for c, d, _ in out}
-    assert v["best-lr"] == "not testable" and v["siamese-gradients"] == "not testable"  # no rounds at lr 0.25 for pair
+    assert v["best-lr"] == "not testable"  # no rounds at lr 0.25 for pair
+    assert v["siamese-gradients"] != "not testable" and v["siamese-bn-keeps-gradients"] != "not testable"
+    assert run(replace(p, siamese_grad_rounds=0)).siamese_grads == {}

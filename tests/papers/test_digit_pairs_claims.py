@@ -30,14 +30,21 @@ def _rows(experiment, kind, accs, varied="", **change):
                      train_acc=1.0, diverged=a != a) for r, a in enumerate(accs)]
 
 
-def _grad_rows(batch_norm, dead, rounds=20, died_at=3):
+def _grad_rows(batch_norm, dead, rounds=20, died_at=3, kind="pair"):
     """`dead` of `rounds` rounds whose body is dead from mini-batch `died_at` on, labelled as experiments.figure2
     labels them; the others train."""
     label = "died" if died_at <= claims.DEAD_WITHIN else "died late"
-    return [GradientRow(experiment="fig2", batch_norm=batch_norm, round=r, outcome=label if r < dead else "trains",
+    experiment = "fig2" if kind == "pair" else "fig2-siamese"
+    return [GradientRow(experiment=experiment, batch_norm=batch_norm, round=r, outcome=label if r < dead else "trains",
                         died_at=died_at if r < dead else None, train_acc=0.5 if r < dead else 0.9, batches=40,
-                        body_norm_first=1.0, body_norm_last=0.0 if r < dead else 0.5, head_norm_last=0.1)
+                        body_norm_first=1.0, body_norm_last=0.0 if r < dead else 0.5, head_norm_last=0.1, kind=kind)
             for r in range(rounds)]
+
+
+def _siamese_rows(dead_without, dead_with, rounds=20):
+    return [row for k in ("siamese2", "siamese10")
+            for bn, dead in ((False, dead_without), (True, dead_with))
+            for row in _grad_rows(bn, dead, rounds=rounds, kind=k)]
 
 
 def synthetic(rounds=10, table=None, skip_gap=0.0, bn_gap=0.1, best_lr=0.1, lr_gain=0.06, dead=(20, 0), died_at=3,
@@ -60,7 +67,8 @@ def synthetic(rounds=10, table=None, skip_gap=0.0, bn_gap=0.1, best_lr=0.1, lr_g
     for layer, values in (("c1", (8, 32)), ("c2", (8, 32)), ("hidden", (256, 512))):
         for v in values:
             rows += _rows("fig1d", "pair", noise(table["pair"]), layer, **{layer: v})
-    return rows + _grad_rows(False, dead[0], died_at=died_at) + _grad_rows(True, dead[1], died_at=died_at)
+    return (rows + _grad_rows(False, dead[0], died_at=died_at) + _grad_rows(True, dead[1], died_at=died_at)
+            + _siamese_rows(*dead))
 
 
 def decided(rows):
@@ -83,8 +91,11 @@ def test_multi_part_claims_declare_their_parts_and_keep_their_alpha():
     by_id = {c.id: c for c in claims.CLAIMS}
     parts = {cid: c.parts for cid, c in by_id.items() if c.parts}
     assert parts == {"model-order": "gap between neighbouring models", "table1-values": "model",
-                     "batch-norm-helps": "model", "skip-little": "model", "best-lr": "model", "sizes-little": "layer"}
+                     "batch-norm-helps": "model", "skip-little": "model", "best-lr": "model", "sizes-little": "layer",
+                     "siamese-gradients": "model", "siamese-bn-keeps-gradients": "model"}
     assert by_id["model-order"].parameters["alpha"] == 0.05 / 2
+    for cid in ("siamese-gradients", "siamese-bn-keeps-gradients"):  # two siamese models
+        assert by_id[cid].parameters["alpha"] == 0.05 / 2 and by_id[cid].revised
     for cid in ("table1-values", "batch-norm-helps", "skip-little", "best-lr", "sizes-little"):
         assert by_id[cid].parameters["alpha"] == 0.05 / 3 and not by_id[cid].correction
         assert by_id[cid].rule_criterion.startswith(f"For each {by_id[cid].parts}: ")
@@ -114,9 +125,9 @@ def test_decide_lists_every_claim_once_in_declaration_order():
 def test_clearly_separated_runs_reproduce_the_paper():
     v = verdicts(synthetic())
     for claim_id in ("model-order", "table1-values", "batch-norm-helps", "skip-little", "best-lr", "aux-helps",
-                     "aux-weight", "sizes-little", "dead-gradients", "dead-within-two", "bn-keeps-gradients"):
+                     "aux-weight", "sizes-little", "dead-gradients", "dead-within-two", "bn-keeps-gradients",
+                     "siamese-gradients", "siamese-bn-keeps-gradients"):
         assert v[claim_id] == "reproduced", claim_id
-    assert v["siamese-gradients"] == "not testable"
 
 
 def test_ours_names_the_parts_and_the_arm():
@@ -295,3 +306,24 @@ def test_gradient_rounds_on_a_tiny_model(data_root):
     train_rounds("pair", rounds=1, n_pairs=100, batch_size=50, epochs=2, batch_norm=False, c1=4, c2=4, hidden=8,
                  root=data_root, callbacks=lambda r: [Kill(), rec], curves=False)
     assert death_batch(rec.norms) == 1 and rec.norms["head"][0] == 0.0
+
+
+def test_the_siamese_gradient_claims_reach_both_exits_and_are_apart_from_the_pair_models():
+    rows = [r for r in synthetic() if r.experiment != "fig2-siamese"]
+    d = decided(rows + _siamese_rows(20, 0))
+    assert d["siamese-gradients"][0].verdict == "reproduced"
+    assert d["siamese-bn-keeps-gradients"][0].verdict == "reproduced"
+    assert [p.label for p in d["siamese-gradients"][0].parts] == ["siamese 2", "siamese 10"]
+    assert "siamese 10: 20 of 20 rounds died" in d["siamese-gradients"][1]
+    assert d["siamese-gradients"][1].startswith("without batch norm")
+    d = decided(rows + _siamese_rows(0, 20))   # the opposite of the report: both exits are reachable
+    assert d["siamese-gradients"][0].verdict == "not reproduced"
+    assert d["siamese-bn-keeps-gradients"][0].verdict == "not reproduced"
+    assert d["dead-gradients"][0].verdict == "reproduced"  # the pair model's rounds are read apart
+    d = decided(rows)
+    assert d["siamese-gradients"][0].verdict == "not testable" and "siamese_grad_rounds" in d["siamese-gradients"][0].detail
+    table = figures.gradient_table(rows + _siamese_rows(20, 0), kinds=("siamese2", "siamese10"))
+    assert list(table.index) == ["siamese 2, with batch norm", "siamese 2, without batch norm",
+                                 "siamese 10, with batch norm", "siamese 10, without batch norm"]
+    assert table.loc["siamese 10, without batch norm", "died"] == 20
+    assert list(figures.gradient_table(rows).index) == ["with batch norm", "without batch norm"]

@@ -44,6 +44,7 @@ class Params:
     size_rounds: int
     grad_batches: int
     grad_rounds: int
+    siamese_grad_rounds: int
 
 
 @dataclass
@@ -53,6 +54,7 @@ class Runs:
     rows: list[RoundRow | GradientRow]
     table: dict[str, RoundsResult]
     grads: dict[bool, GradientRounds]
+    siamese_grads: dict[tuple[str, bool], GradientRounds]
 
 
 def lr_of(params: Params, kind: str) -> float:
@@ -114,10 +116,27 @@ def figure2(params: Params) -> dict[bool, GradientRounds]:
                                 within=DEAD_WITHIN, **setting) for bn in (True, False)}
 
 
+SIAMESE_KINDS = ("siamese2", "siamese10")
+
+
+def figure2_siamese(params: Params) -> dict[tuple[str, bool], GradientRounds]:
+    """The report's 'the effect was the same also for the siamese network': Figure 2's rounds for both siamese
+    models at their Table I setting (learning rate `lr_siamese`; the report names neither model nor rate for this
+    remark), with and without batch norm. Round r uses seed + r, as the pair model's rounds do."""
+    if params.siamese_grad_rounds == 0:
+        return {}
+    setting = {**_setting(params), "lr": params.lr_siamese}
+    return {(kind, bn): gradient_rounds(kind, batch_norm=bn, batches=params.grad_batches,
+                                        rounds=params.siamese_grad_rounds, within=DEAD_WITHIN, **setting)
+            for kind in SIAMESE_KINDS for bn in (True, False)}
+
+
 def run(params: Params) -> Runs:
-    """Every experiment of the chapter, in the notebook's order: Table I, Figure 1a-d, Figure 2."""
+    """Every experiment of the chapter, in the notebook's order: Table I, Figure 1a-d, Figure 2 (pair model,
+    then the siamese ones)."""
     table_calls = table1(params)
     results = cached_runs(table_calls + figure1a(params) + figure1b(params) + figure1c(params) + figure1d(params))
-    grads = figure2(params)
-    rows = [row for result in results for row in result.rows()] + [row for g in grads.values() for row in g.rows()]
-    return Runs(rows, dict(zip(MODEL_KINDS, results[:len(table_calls)])), grads)
+    grads, siamese = figure2(params), figure2_siamese(params)
+    rows = ([row for result in results for row in result.rows()] + [row for g in grads.values() for row in g.rows()]
+            + [row for g in siamese.values() for row in g.rows("fig2-siamese")])
+    return Runs(rows, dict(zip(MODEL_KINDS, results[:len(table_calls)])), grads, siamese)

@@ -11,7 +11,7 @@ import pandas as pd
 
 from lastlayer.numbers import fmt_mean_sd
 from lastlayer.papers.digit_pairs import reference as ref
-from lastlayer.papers.digit_pairs.claims import matches, accuracies, combo, sweep
+from lastlayer.papers.digit_pairs.claims import NAMES, _grad_rows, accuracies, combo, matches, sweep
 from lastlayer.papers.digit_pairs.gradients import OUTCOMES
 from lastlayer.plots import bars_vs_paper, finish, legend_below, mean_band
 
@@ -174,17 +174,20 @@ def figure2(grads: dict, round: int = 0):
     return finish(fig)
 
 
-def gradient_table(rows) -> pd.DataFrame:
-    """What the rounds did, with and without batch norm: counts per outcome and the mini-batches of death."""
+def gradient_table(rows, kinds=("pair",)) -> pd.DataFrame:
+    """What the rounds did, with and without batch norm: counts per outcome and the mini-batches of death, one row
+    per arm (the pair model's, by default) or per model and arm (the siamese models' rounds)."""
     out = {}
-    for bn in (True, False):
-        sub = [r for r in rows if r.experiment == "fig2" and r.batch_norm == bn]
-        if not sub:
-            continue
-        died = [r.died_at for r in sub if r.died_at is not None and r.outcome in ("died", "died late")]
-        row = {o: sum(r.outcome == o for r in sub) for o in OUTCOMES}
-        row["body dead from mini-batch"] = (f"median {np.median(died):g} (range {min(died)} to {max(died)})"
-                                            if died else "–")
-        out["with batch norm" if bn else "without batch norm"] = row
+    for kind in kinds:
+        for bn in (True, False):
+            sub = _grad_rows(rows, bn, kind)
+            if not sub:
+                continue
+            died = [r.died_at for r in sub if r.died_at is not None and r.outcome in ("died", "died late")]
+            row = {o: sum(r.outcome == o for r in sub) for o in OUTCOMES}
+            row["body dead from mini-batch"] = (f"median {np.median(died):g} (range {min(died)} to {max(died)})"
+                                                if died else "–")
+            arm = "with batch norm" if bn else "without batch norm"
+            out[arm if tuple(kinds) == ("pair",) else f"{NAMES[kind]}, {arm}"] = row
     return pd.DataFrame(out).T
 

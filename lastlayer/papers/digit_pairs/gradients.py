@@ -54,7 +54,7 @@ def outcome(norms: dict[str, list[float]], diverged: bool, train_acc: float, *, 
 class GradientRow:
     """One round of Figure 2: what it did (`OUTCOMES`), from which mini-batch its body was dead (None: never),
     and the body's total gradient norm at the first and last recorded mini-batch."""
-    experiment: str  # 'fig2'
+    experiment: str  # 'fig2' (the pair model) or 'fig2-siamese'
     batch_norm: bool
     round: int
     outcome: str
@@ -64,6 +64,7 @@ class GradientRow:
     body_norm_first: float
     body_norm_last: float
     head_norm_last: float
+    kind: str = "pair"
 
 
 @dataclass
@@ -75,23 +76,25 @@ class GradientRounds:
     diverged: list[bool]
     within: int
     stall_acc: float
+    kind: str = "pair"
 
     @property
     def outcomes(self) -> list[str]:
         return [outcome(n, d, a, within=self.within, stall_acc=self.stall_acc)
                 for n, d, a in zip(self.norms, self.diverged, self.train_acc)]
 
-    def rows(self) -> list[GradientRow]:
+    def rows(self, experiment: str = "fig2") -> list[GradientRow]:
         """One row per round: outcome, mini-batch of death, training accuracy, first and last norms."""
         out = []
         for r, (norms, o) in enumerate(zip(self.norms, self.outcomes)):
             body = body_layers(norms)
             seen = len(norms[body[0]]) if body else 0  # a round that diverged at once recorded nothing
             total = lambda i: math.sqrt(sum(norms[k][i] ** 2 for k in body)) if seen else float("nan")
-            out.append(GradientRow(experiment="fig2", batch_norm=self.batch_norm, round=r, outcome=o,
+            out.append(GradientRow(experiment=experiment, batch_norm=self.batch_norm, round=r, outcome=o,
                                    died_at=death_batch(norms) if seen else None, train_acc=self.train_acc[r],
                                    batches=seen, body_norm_first=total(0), body_norm_last=total(-1),
-                                   head_norm_last=norms["head"][-1] if norms.get("head") else float("nan")))
+                                   head_norm_last=norms["head"][-1] if norms.get("head") else float("nan"),
+                                   kind=self.kind))
         return out
 
 
@@ -112,4 +115,4 @@ def gradient_rounds(kind: str = "pair", *, batch_norm: bool, batches: int, round
     result = train_rounds(kind, rounds=rounds, n_pairs=n_pairs, batch_size=batch_size, epochs=epochs,
                           batch_norm=batch_norm, callbacks=callbacks, on_nonfinite="record", curves=False, **kw)
     return GradientRounds(batch_norm, [recorders[r].norms for r in range(rounds)], result.train_acc,
-                          [a != a for a in result.test_acc], within, stall_acc)
+                          [a != a for a in result.test_acc], within, stall_acc, kind)
