@@ -14,7 +14,8 @@ from lastlayer.augment import RandomResizedCrop
 from lastlayer.init import METHODS, initialize, pool_gamma, pool_tau, std_table, trace, windowed_max_gamma
 from lastlayer.book.runner import notebook_parameters
 from lastlayer.papers.asv_init import GridRow, Params, PooledRow, claims, figures, run
-from lastlayer.papers.asv_init.experiments import gamma_check, load_data, train_with_init, variance_picture
+from lastlayer.papers.asv_init.experiments import (TABLE2_SEED_OFFSET, experiment_seeds, gamma_check, load_data,
+                                                   train_with_init, variance_picture)
 from lastlayer.papers.asv_init.reference import F34_STD_COLUMNS, F34_STDS
 from lastlayer.models import create_model
 from lastlayer.models.plain import f34
@@ -287,7 +288,7 @@ def test_params_are_the_parameters_cell():
 
 TINY = dict(signal_model="f14_narrow", signal_size=28, signal_batch=2, signal_seeds=2, signal_data_batch=8,
             train_size=32, val_size=32, batch_size=32, epochs=1, lrs=[1e-3], optimizers=["adam"],
-            optimizer_lrs=[1e-3], n_seeds=2, device="cpu")
+            optimizer_lrs=[1e-3], n_seeds=2, table2_seeds=2, device="cpu")
 
 
 def test_run_at_a_tiny_size_gives_rows_the_claims_decide(monkeypatch):
@@ -296,16 +297,20 @@ def test_run_at_a_tiny_size_gives_rows_the_claims_decide(monkeypatch):
     runs = run(params)
     picture = [r for r in runs.rows if isinstance(r, PooledRow)]
     grid = [r for r in runs.rows if isinstance(r, GridRow)]
-    assert len(picture) == 5 * 2 * 2 and len(grid) == len(runs.rows) - len(picture) == 2 * 5 * 2
-    assert {r.experiment for r in grid} == {"table1", "table3"} and {r.dataset for r in grid} == {"fashion_mnist"}
-    assert runs.metrics == {"runs": 20, "diverged_runs": sum(r.diverged for r in grid)}
-    assert len(runs.table1) == len(runs.table3) == 10 and set(runs.f34_pooled.layer) == {1, 13}
+    assert len(picture) == 5 * 2 * 2 and len(grid) == len(runs.rows) - len(picture) == 3 * 5 * 2
+    assert {r.experiment for r in grid} == {"table1", "table2", "table3"} and {r.dataset for r in grid} == {"fashion_mnist"}
+    assert runs.metrics == {"runs": 30, "diverged_runs": sum(r.diverged for r in grid)}
+    assert len(runs.table1) == len(runs.table2) == len(runs.table3) == 10 and set(runs.f34_pooled.layer) == {1, 13}
+    # Table 2: Table 1's Adam grid on Table 3's network, on seeds no other table trained
+    assert set(runs.table2.model) == {params.table3_model} and set(runs.table2.optimizer) == {"adam"}
+    assert set(runs.table2.seed) == set(experiment_seeds(params)["table2"]) == {params.seed + 1000, params.seed + 1001}
+    assert not set(runs.table2.seed) & (set(runs.table1.seed) | set(runs.table3.seed))
     assert set(runs.cpu_pooled.network) == {"f14_narrow"} and len(runs.f34_stds) == 34 and len(runs.gamma) == 4
     decided = claims.decide(runs.rows, params)
     assert [c.id for c, _, _ in decided] == [c.id for c in claims.CLAIMS]
     v = {c.id: d.verdict for c, d, _ in decided}
     assert v["asv-backward-best-adam-paper"] == v["asv-best-optimizers-paper"] == "not testable"
-    assert v["asv-backward-best-adam-f50"] == "not testable"  # declared so: no profile produces Table 2's rows
+    assert v["asv-backward-best-adam-f50-paper"] == "not testable"
     assert all(v[c.id] != "not testable" for c in claims.CLAIMS
                if not c.id.endswith("-paper") and c.rule != "not testable")
 
@@ -350,9 +355,14 @@ def _t3(**kw):
                     "table": "table3"})
 
 
-def _decide(pooled=None, t1=None, t3=None, **params):
+def _t2(**kw):
+    """Table 2 rows: ASV backward ahead by twice the smallest lead that counts unless told otherwise."""
+    return _runs(**{"gap": 2 * claims.T2_MIN_EFFECT, "model": "f20_narrow", **kw, "table": "table2"})
+
+
+def _decide(pooled=None, t1=None, t3=None, t2=None, **params):
     rows = [*(_pooled() if pooled is None else pooled), *(_runs() if t1 is None else t1),
-            *(_t3() if t3 is None else t3)]
+            *(_t2() if t2 is None else t2), *(_t3() if t3 is None else t3)]
     return claims.decide(rows, _params(**params))
 
 
@@ -371,15 +381,18 @@ def test_decide_on_runs_that_agree_with_the_paper():
                  "classical-jump-more": "reproduced", "stem-pool-jump-windows": "reproduced",
                  "global-pool-tau": "reproduced", "asv-backward-best-adam": "reproduced",
                  "asv-backward-best-adam-paper": "not testable", "asv-best-optimizers": "reproduced",
-                 "asv-best-optimizers-paper": "not testable", "asv-backward-best-adam-f50": "not testable"}
+                 "asv-best-optimizers-paper": "not testable", "asv-backward-best-adam-f50": "reproduced",
+                 "asv-backward-best-adam-f50-paper": "not testable"}
 
 
 def test_decide_on_runs_that_contradict_the_paper():
     v = _verdicts(_pooled(asv_fwd=2.5, asv_bwd=-8.0, classical=0.0, stem_gap=1.2, tau_log2=1.0),
-                  _runs(best="kaiming_forward"), _t3(best="xavier", optimizers=("adam",)))
+                  _runs(best="kaiming_forward"), _t3(best="xavier", optimizers=("adam",)),
+                  _t2(best="kaiming_backward", gap=0.1))
     assert all(v[c] == "not reproduced" for c in ("forward-variance-pooling", "backward-variance-pooling",
                                                  "classical-jump-more", "stem-pool-jump-windows", "global-pool-tau",
-                                                 "asv-backward-best-adam", "asv-best-optimizers"))
+                                                 "asv-backward-best-adam", "asv-best-optimizers",
+                                                 "asv-backward-best-adam-f50"))
 
 
 def test_one_margin_for_every_variance_claim_and_a_smallest_effect_for_every_comparison():
@@ -389,11 +402,13 @@ def test_one_margin_for_every_variance_claim_and_a_smallest_effect_for_every_com
     assert {c.parameters["margin"] for c in variance} == {claims.VARIANCE_MARGIN}
     assert claims.BY_ID["classical-jump-more"].parameters["min_effect"] == claims.VARIANCE_MARGIN
     compared = [c for c in claims.CLAIMS if c.rule in ("direction", "best_setting")]
-    assert len(compared) == 5 and all(c.parameters["min_effect"] > 0 and c.revised for c in compared)
+    assert len(compared) == 7 and all(c.parameters["min_effect"] > 0 and c.revised for c in compared)
     # fractions, as the rules see them: below the smallest published advantage of each table
-    t1 = [c.parameters["min_effect"] for c in compared if c.id.startswith("asv-backward-best-adam")]
+    t1 = [c.parameters["min_effect"] for c in compared if c.id in ("asv-backward-best-adam", "asv-backward-best-adam-paper")]
+    t2 = [c.parameters["min_effect"] for c in compared if c.id.startswith("asv-backward-best-adam-f50")]
     t3 = [c.parameters["min_effect"] for c in compared if c.id.startswith("asv-best-optimizers")]
     assert t1 == [pytest.approx(min(claims.T1_MARGINS.values()) / 2)] * 2 and 0 < t1[0] < 0.01
+    assert t2 == [pytest.approx((80.77 - 71.23) / 100 / 2)] * 2
     assert t3 == [pytest.approx(claims.T3_MARGINS["adam"] / 2)] * 2 and 0 < t3[0] < 0.02
 
 
@@ -417,11 +432,60 @@ def test_effects_smaller_than_the_smallest_that_counts_are_not_reproduced():
         assert out[cid].verdict == "not reproduced" and all(p.interval[0] > 0 for p in parts), cid
 
 
-def test_table2_is_declared_not_testable_with_the_run_that_would_test_it():
-    c = claims.BY_ID["asv-backward-best-adam-f50"]
-    assert c.rule == "not testable" and "80.77" in c.paper
-    (d,) = [d for k, d, _ in _decide() if k.id == c.id]
-    assert d.verdict == "not testable" and "f20_narrow" in d.detail and "f50" in d.detail
+def test_table2_is_decided_as_table1_with_its_own_smallest_lead():
+    proxy, paper = claims.BY_ID["asv-backward-best-adam-f50"], claims.BY_ID["asv-backward-best-adam-f50-paper"]
+    adam = claims.BY_ID["asv-backward-best-adam"]
+    for c in (proxy, paper):
+        assert c.rule == adam.rule == "best_setting" and "80.77" in c.paper and c.unit == "points"
+        assert c.parameters == {"claimed": ["asv_backward"], "min_effect": claims.T2_MIN_EFFECT, "alpha": 0.05}
+    assert proxy.setting.startswith("proxy: ") and "F50" in proxy.setting and paper.setting == "paper setup"
+    assert "not run" not in claims.TABLE2_REASON and "table2_seeds" in claims.TABLE2_REASON
+
+
+def _table2(t2, **params):
+    out = {c.id: (d, ours) for c, d, ours in _decide(t2=t2, **params)}
+    return out["asv-backward-best-adam-f50"], out["asv-backward-best-adam-f50-paper"]
+
+
+def test_table2_reproduced_when_asv_backward_leads_by_far_more_than_the_smallest_lead():
+    (d, ours), (paper, _) = _table2(_t2(gap=4 * claims.T2_MIN_EFFECT, seeds=3))
+    assert d.verdict == "reproduced" and d.interval[0] > claims.T2_MIN_EFFECT and d.n == 3
+    assert ours.startswith("fashion_mnist: best ASV (backward)") and "0 of 30 runs diverged" in ours
+    assert paper.verdict == "not testable" and "image folders are not available" in paper.detail
+
+
+@pytest.mark.parametrize("case", ["another method leads", "all equal"])
+def test_table2_not_reproduced_when_asv_backward_does_not_lead_by_the_papers_half(case):
+    t2 = _t2(best="kaiming_backward", gap=0.1) if case == "another method leads" else _t2(gap=0.0, noise=0.005)
+    (d, _), _ = _table2(t2)
+    assert d.verdict == "not reproduced", d.detail
+    assert d.interval[1] < claims.T2_MIN_EFFECT
+    if case == "all equal":  # a tie: the interval straddles 0, so only the smallest lead that counts decides it
+        assert d.interval[0] < 0 < d.interval[1]
+
+
+def test_table2_not_testable_without_its_rows():
+    (d, ours), (paper, _) = _table2([])
+    assert d.verdict == "not testable" and d.detail == claims.T2_NOT_RUN and "table2_seeds is 0" in d.detail
+    assert ours is None and paper.verdict == "not testable"
+
+
+def test_table2_on_f50_and_car_moves_the_verdict_to_the_paper_row():
+    (d, _), (paper, ours) = _table2(_t2(datasets=("car",), model="f50"), table3_dataset="car", table3_model="f50")
+    assert paper.verdict == "reproduced" and ours.startswith("car: ")
+    assert d.verdict == "not testable" and "paper's setup itself" in d.detail
+
+
+def test_table2_seeds_are_disjoint_from_every_other_experiments():
+    for overrides in ({}, dict(seed=0, n_seeds=3, signal_seeds=8, table2_seeds=3),
+                      dict(n_seeds=TABLE2_SEED_OFFSET, signal_seeds=TABLE2_SEED_OFFSET, table2_seeds=50)):
+        seeds = experiment_seeds(_params(**overrides))
+        table2 = set(seeds.pop("table2"))
+        assert len(table2) == _params(**overrides).table2_seeds
+        assert not table2 & set().union(*seeds.values()), overrides
+    assert experiment_seeds(_params(table2_seeds=0))["table2"] == []
+    with pytest.raises(ValueError, match="overlap"):
+        experiment_seeds(_params(n_seeds=TABLE2_SEED_OFFSET + 1))
 
 
 def test_decide_one_bad_pooled_layer_makes_partly():
@@ -441,11 +505,12 @@ def test_decide_parts_are_labelled_and_a_single_part_is_shown_as_itself():
     assert single.label == "fashion_mnist" and single.estimate is not None and not single.parts
 
 
-def test_decide_scores_each_seed_at_its_best_learning_rate():
+@pytest.mark.parametrize("cid, table", [("asv-backward-best-adam", "t1"), ("asv-backward-best-adam-f50", "t2")])
+def test_decide_scores_each_seed_at_its_best_learning_rate(cid, table):
     import pandas as pd
-    t1 = _runs(gap=0.0, seeds=3, noise=0.05)
-    best = pd.DataFrame(map(asdict, t1)).groupby(["method", "seed"]).peak_acc.max().groupby("method").mean()
-    (d,) = [d for c, d, _ in _decide(t1=t1) if c.id == "asv-backward-best-adam"]
+    runs = _runs(gap=0.0, seeds=3, noise=0.05, table={"t1": "table1", "t2": "table2"}[table])
+    best = pd.DataFrame(map(asdict, runs)).groupby(["method", "seed"]).peak_acc.max().groupby("method").mean()
+    (d,) = [d for c, d, _ in _decide(**{table: runs}) if c.id == cid]
     assert d.estimate == pytest.approx(best["asv_backward"] - best.drop("asv_backward").max(), abs=1e-5)
     assert d.n == 3
 
@@ -502,7 +567,12 @@ def test_figure_helpers_on_fake_data():
     assert float(table.loc["ours: fashion_mnist", "ASV (backward)"].split(" ± ")[0]) == pytest.approx(70, abs=2)
     assert table.loc["paper: car", "ASV (backward)"] == "81.49"
     assert figures.table3(t3).loc["sgd (lr 0.0001)", "Xavier"].endswith("/ 15.78")
-    for fig in (figures.plot_picture(curves, [1, 33], "t"), figures.plot_table1(t1, "t"), figures.plot_table3(t3, "t")):
+    t2 = pd.DataFrame(map(asdict, _t2(seeds=3)))
+    table = figures.table2(t2)
+    assert list(table.index) == ["ours: fashion_mnist", "paper: car"] and table.loc["paper: car", "ASV (backward)"] == "80.77"
+    assert list(figures.table2(pd.DataFrame()).index) == ["paper: car"] and figures.plot_table1(pd.DataFrame(), "t") is None
+    for fig in (figures.plot_picture(curves, [1, 33], "t"), figures.plot_table1(t1, "t"), figures.plot_table1(t2, "t"),
+                figures.plot_table3(t3, "t")):
         assert fig.axes and fig.get_size_inches()[0] <= 10
         matplotlib.pyplot.close(fig)
     g = figures.gamma_table(pd.DataFrame([dict(kernel=3, stride=2, padding=1, measured=0.25, se=0.001, paper=0.11,

@@ -1,6 +1,7 @@
 """The ASV paper's experiments: the variance picture at initialisation (`variance_picture`, `gamma_check`),
 and training one network per (initialisation, optimizer, learning rate, seed) to report its peak validation
-accuracy, as the paper's tables do (`run_grid`). `run(Params)` runs them all for the notebook.
+accuracy, as the paper's tables do (`run_grid`: Table 1, Table 2 on its own seeds, Table 3). `run(Params)` runs
+them all for the notebook.
 
 `train_with_init` is one run; `init_grid` runs a list of cells, one `InitRun` per run; `run_grid` tags them as
 `GridRow`s. A run whose loss becomes non-finite is not an error here: the paper's grids include learning rates too
@@ -74,8 +75,8 @@ class InitRun:
 
 @dataclass(frozen=True)
 class GridRow:
-    """One trained model of Table 1 or Table 3: its `InitRun`, tagged with the table, dataset and network."""
-    experiment: str      # "table1" or "table3"
+    """One trained model of Table 1, 2 or 3: its `InitRun`, tagged with the table, dataset and network."""
+    experiment: str      # "table1", "table2" or "table3"
     dataset: str
     model: str
     method: str
@@ -289,14 +290,15 @@ class Params:
     optimizers: list[str]
     optimizer_lrs: list[float]
     n_seeds: int
+    table2_seeds: int
     threads: int  # applied by `nb.start`
 
 
 @dataclass
 class Runs:
-    """What `run` measured. `rows` (F34's variance picture, then Tables 1 and 3) is what `claims.decide` reads and
-    the results file keeps; the rest feeds the notebook's figures and tables."""
-    rows: list[PooledRow | GridRow]  # the variance picture, then Table 1, then Table 3
+    """What `run` measured. `rows` (F34's variance picture, then Tables 1, 2 and 3) is what `claims.decide` reads
+    and the results file keeps; the rest feeds the notebook's figures and tables."""
+    rows: list[PooledRow | GridRow]  # the variance picture, then Table 1, Table 2, Table 3
     f34_curves: pd.DataFrame  # per-layer log2 variances of the variance picture
     cpu_curves: pd.DataFrame  # the same picture of the Table 1 network fed real training images
     cpu_pooled: pd.DataFrame  # its pooled layers, one PooledRow per row
@@ -304,7 +306,7 @@ class Runs:
     gamma: pd.DataFrame       # `gamma_check`: γ of overlapping max-pool windows by Monte Carlo
 
     def table(self, experiment: str) -> pd.DataFrame:
-        """The rows of one experiment ('variance picture', 'table1', 'table3') as a pandas table."""
+        """The rows of one experiment ('variance picture', 'table1', 'table2', 'table3') as a pandas table."""
         import pandas as pd
         return pd.DataFrame([asdict(r) for r in self.rows if r.experiment == experiment])
 
@@ -317,12 +319,16 @@ class Runs:
         return self.table("table1")
 
     @property
+    def table2(self) -> pd.DataFrame:
+        return self.table("table2")
+
+    @property
     def table3(self) -> pd.DataFrame:
         return self.table("table3")
 
     @property
     def metrics(self) -> dict[str, int]:
-        """How many models Tables 1 and 3 trained, and how many of them diverged."""
+        """How many models Tables 1, 2 and 3 trained, and how many of them diverged."""
         grid = [r for r in self.rows if isinstance(r, GridRow)]
         return {"runs": len(grid), "diverged_runs": sum(r.diverged for r in grid)}
 
@@ -335,15 +341,34 @@ def _image_subset(x: torch.Tensor, batch: int, seed: int) -> torch.Tensor:
     return x[torch.randperm(len(x), generator=torch.Generator().manual_seed(seed))[:batch]]
 
 
+# Table 2's seeds start this far above `seed`: its claim is decided on runs of its own, never on Table 3's Adam
+# runs of the same network, data and learning rate, which share the run cache whenever they share a seed
+TABLE2_SEED_OFFSET = 1000
+
+
+def experiment_seeds(p: Params) -> dict[str, list[int]]:
+    """{experiment: the seeds (weight draws, for the variance pictures) it uses}. Tables 1 and 3 share the
+    `n_seeds` seeds; Table 2's `table2_seeds` are disjoint from every other experiment's."""
+    if max(p.n_seeds, p.signal_seeds) > TABLE2_SEED_OFFSET:
+        raise ValueError(f"n_seeds and signal_seeds must be at most {TABLE2_SEED_OFFSET}, or Table 2's seeds "
+                         f"(from seed + {TABLE2_SEED_OFFSET}) would overlap theirs")
+    seeds = [p.seed + i for i in range(p.n_seeds)]
+    draws = [p.seed + d for d in range(p.signal_seeds)]
+    return {"variance picture": draws, "table1": seeds, "table2":
+            [p.seed + TABLE2_SEED_OFFSET + i for i in range(p.table2_seeds)], "table3": seeds,
+            "variance picture, Table 1 network": draws}
+
+
 def run(params: Params) -> Runs:
     """Every experiment of the notebook, in its order: F34's variance picture on standard-normal images, Table 1
-    (Adam over `lrs` on `datasets`), Table 3 (each optimizer at its learning rate on `table3_dataset`), F34's
+    (Adam over `lrs` on `datasets`), Table 2 (Adam over `lrs` with `table3_model` on `table3_dataset`, on its own
+    `table2_seeds` seeds; none when 0), Table 3 (each optimizer at its learning rate on `table3_dataset`), F34's
     std table, the γ check, and the variance picture of the Table 1 network on real images."""
     import pandas as pd
     from lastlayer.init import std_table
     p = params
     device = str(resolve_device(p.device))
-    seeds = [p.seed + i for i in range(p.n_seeds)]
+    seeds = experiment_seeds(p)
     f34_curves, f34_pooled = variance_picture(
         p.signal_model, functools.partial(_normal_images, p.signal_batch, p.signal_size),
         (3, p.signal_size, p.signal_size), 10, draws=p.signal_seeds, seed=p.seed, cap=p.cap, device=device)
@@ -352,11 +377,14 @@ def run(params: Params) -> Runs:
             for name in dict.fromkeys([*p.datasets, p.table3_dataset])}
     callbacks = augmentation(p.augment, p.seed)
     base = TrainConfig(epochs=p.epochs, batch_size=p.batch_size, device=device, seed=p.seed)
-    table1 = run_grid(p.model, {d: data[d] for d in p.datasets}, [(m, "adam", lr) for m in METHODS for lr in p.lrs],
-                      seeds, base, table="table1", cap=p.cap, callbacks=callbacks)
+    adam_grid = [(m, "adam", lr) for m in METHODS for lr in p.lrs]
+    table1 = run_grid(p.model, {d: data[d] for d in p.datasets}, adam_grid, seeds["table1"], base, table="table1",
+                      cap=p.cap, callbacks=callbacks)
+    table2 = run_grid(p.table3_model, {p.table3_dataset: data[p.table3_dataset]}, adam_grid, seeds["table2"], base,
+                      table="table2", cap=p.cap, callbacks=callbacks)
     table3 = run_grid(p.table3_model, {p.table3_dataset: data[p.table3_dataset]},
                       [(m, o, lr) for o, lr in zip(p.optimizers, p.optimizer_lrs) for m in METHODS],
-                      seeds, base, table="table3", cap=p.cap, callbacks=callbacks)
+                      seeds["table3"], base, table="table3", cap=p.cap, callbacks=callbacks)
     f34_stds = std_table(create_model("f34", num_classes=10, in_channels=3), (3, 224, 224), cap=p.cap)
     gamma = gamma_check(seed=p.seed)
     train0 = data[p.datasets[0]][0]
@@ -364,5 +392,5 @@ def run(params: Params) -> Runs:
         p.model, functools.partial(_image_subset, train0.x, p.signal_data_batch), tuple(train0.x.shape[1:]),
         len(train0.classes), draws=p.signal_seeds, seed=p.seed, cap=p.cap, device=device,
         experiment="variance picture, Table 1 network")
-    return Runs([*f34_pooled, *table1, *table3], f34_curves, cpu_curves,
+    return Runs([*f34_pooled, *table1, *table2, *table3], f34_curves, cpu_curves,
                 pd.DataFrame([asdict(r) for r in cpu_pooled]), f34_stds, gamma)

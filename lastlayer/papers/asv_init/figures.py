@@ -13,7 +13,7 @@ from lastlayer.plots import finish
 from lastlayer.numbers import fmt_mean_sd
 
 from .claims import LABELS
-from .reference import F34_STD_COLUMNS, F34_STDS, METHODS, TABLE1, TABLE3
+from .reference import F34_STD_COLUMNS, F34_STDS, METHODS, TABLE1, TABLE2, TABLE3
 
 
 def std_check(table: pd.DataFrame) -> pd.DataFrame:
@@ -103,20 +103,28 @@ def _best_lr(runs: pd.DataFrame) -> pd.DataFrame:
     return runs.loc[runs.groupby(["dataset", "method", "seed"]).peak_acc.idxmax()]
 
 
-def table1(runs: pd.DataFrame) -> pd.DataFrame:
-    """Peak accuracy % at each seed's best learning rate, mean ± sd, beside the paper's Table 1."""
-    best = _best_lr(runs)
+def table1(runs: pd.DataFrame, paper: dict = TABLE1) -> pd.DataFrame:
+    """Peak accuracy % at each seed's best learning rate, mean ± sd, beside the paper's Table 1 (or `paper`)."""
     out = {}
-    for d, g in best.groupby("dataset", sort=False):
+    for d, g in (_best_lr(runs).groupby("dataset", sort=False) if len(runs) else ()):
         out[f"ours: {d}"] = {LABELS[m]: fmt_mean_sd(h.peak_acc, scale=100, digits=1)
                              for m in METHODS if len(h := g[g.method == m])}
-    for d, row in TABLE1.items():
+    for d, row in paper.items():
         out[f"paper: {d}"] = {LABELS[m]: f"{row[m]:.2f}" for m in METHODS}
     return pd.DataFrame(out).T
 
 
+def table2(runs: pd.DataFrame) -> pd.DataFrame:
+    """Table 2's grid as Table 1's: ours at each seed's best Adam rate beside the paper's F50 on Car; only the
+    paper's row when the run has no table2 rows."""
+    return table1(runs, TABLE2)
+
+
 def plot_table1(runs: pd.DataFrame, title: str):
-    """Peak accuracy against Adam's learning rate per method (mean ± sd over seeds), one panel per dataset."""
+    """Peak accuracy against Adam's learning rate per method (mean ± sd over seeds), one panel per dataset; None
+    for no runs (Table 2 with `table2_seeds` 0)."""
+    if not len(runs):
+        return None
     names = list(dict.fromkeys(runs.dataset))
     fig, axes = plt.subplots(1, len(names), figsize=(min(7.4, 5 * len(names)), 4), squeeze=False)
     for ax, name in zip(axes[0], names):
