@@ -15,8 +15,9 @@ from lastlayer.papers import feature_cache as paper
 from lastlayer.papers.feature_cache import claims
 from lastlayer.papers.feature_cache.cache import FeatureCache, RandomDrop, feature_vector, layer_output
 from lastlayer.papers.feature_cache.feature_maps import feature_map_split, feature_maps
-from lastlayer.papers.feature_cache.rows import AttackRow, FeatureMapRow, RawMapsRow, TrainerRow
-from lastlayer.papers.feature_cache.trainers import accuracy_at_time, time_to_accuracy
+from lastlayer.papers.feature_cache.rows import AttackRow, FeatureMapRow, RawMapsRow, ThresholdRow, TrainerRow
+from lastlayer.papers.feature_cache.trainers import (accuracy_at_time, compare_thresholds, compare_trainers,
+                                                     time_to_accuracy)
 from lastlayer.models.basenet import BaseNet
 from lastlayer.training.trainer import TrainConfig, fit
 
@@ -89,6 +90,46 @@ def test_empty_cache_has_no_hits_and_bad_arguments_are_refused():
         FeatureCache(2, compare="<")
     with pytest.raises(ValueError, match="labels"):
         cache.update(torch.rand(2, 6), torch.tensor([0, 5]))
+
+
+def _filled_cache(seed: int = 0, **cache_kwargs) -> tuple[FeatureCache, torch.Tensor, torch.Tensor]:
+    """A cache of 4 classes filled with noisy vectors around one centre per class, and queries drawn the same
+    way under labels drawn apart from their centres (so that some nearest classes are the label, some not)."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.rand(4, 6, generator=g) + 0.5
+    draw = lambda y: centres[y] + 0.4 * torch.randn(len(y), 6, generator=g)
+    cache = FeatureCache(num_classes=4, **cache_kwargs)
+    y = torch.randint(0, 4, (200,), generator=g)
+    cache.update(draw(y), y)
+    queries = draw(torch.randint(0, 4, (300,), generator=g))
+    return cache, queries, torch.randint(0, 4, (300,), generator=g)
+
+
+def _nearest(cache, v):
+    cos = F.normalize(v, dim=1) @ F.normalize(cache.vectors, dim=1).T
+    return cos.max(1)
+
+
+def test_without_threshold_a_hit_is_the_nearest_cached_class_being_the_label():
+    off, v, y = _filled_cache(threshold=False)
+    on, _, _ = _filled_cache(threshold=True)
+    _, nearest = _nearest(off, v)
+    hits_off, hits_on = off.hits(v, y), on.hits(v, y)
+    assert hits_off.tolist() == (nearest == y).tolist()
+    assert not (hits_on & ~hits_off).any()          # the threshold only ever removes hits
+    assert 0 < hits_on.sum() < hits_off.sum()       # and here it removes some, not all
+    # a class not cached yet is never the nearest, with or without the threshold
+    partial = FeatureCache(num_classes=3, threshold=False)
+    partial.update(torch.tensor([[1.0, 0.0]]), torch.tensor([0]))
+    assert partial.hits(torch.tensor([[0.0, 1.0], [0.0, 1.0]]), torch.tensor([0, 1])).tolist() == [True, False]
+
+
+def test_the_default_cache_keeps_its_threshold():
+    default, v, y = _filled_cache()
+    best_cos, nearest = _nearest(default, v)
+    expected = (best_cos >= default.thresholds[nearest]) & (nearest == y)
+    assert default.use_threshold and default.hits(v, y).tolist() == expected.tolist()
+    assert torch.equal(default.hits(v, y), _filled_cache(threshold=True)[0].hits(v, y))
 
 
 class _Hits(FeatureCache):
@@ -349,11 +390,11 @@ def test_decide_on_synthetic_runs():
     assert out["cache-beats-random-time"].verdict == "reproduced"  # +4 points at equal time
     assert out["cache-saves-time"].verdict == "not reproduced"  # caching 8-20% slower, every seed
     assert out["cache-saves-time"].estimate == pytest.approx(np.mean([(6 + s) / (5 + s) - 1 for s in range(8)]))
-    # declared not testable: no rows could decide them, whatever the runs say
-    for cid in ("fm-regularises", "no-threshold-all-hits"):
-        assert out[cid].verdict == "not testable" and ours[cid] is None
+    # declared not testable: no rows could decide it, whatever the runs say
+    assert out["fm-regularises"].verdict == "not testable" and ours["fm-regularises"] is None
     assert "equal train accuracy" in out["fm-regularises"].detail
-    assert "update='after'" in out["no-threshold-all-hits"].detail
+    for cid in ("no-threshold-all-hits", "threshold-removes-hits"):  # decided, but these runs have no Figures 5-6
+        assert out[cid].verdict == "not testable" and "threshold_seeds = []" in out[cid].detail
     assert out["fm-fgsm"].verdict == "reproduced"              # +15 points, floor 6.5
     assert out["fm-fgsm-vs-transfer"].verdict == "reproduced"
     assert out["fm-pgd"].verdict == "not reproduced"           # +1 point under PGD: below the 6.5 that counts
@@ -423,6 +464,87 @@ def test_decide_with_an_arm_missing_is_not_testable_with_a_reason():
     assert all(d.verdict == "not testable" for d in out.values())
 
 
+def _threshold_rows(without, with_, epochs=4, seeds=range(300, 305), first=0.0):
+    """ThresholdRows: per seed, the hit share `without` / `with_` the threshold in every epoch but the first
+    (`first`, the epoch that fills the cache), a little apart from seed to seed."""
+    rows = []
+    for i, s in enumerate(seeds):
+        for threshold, share in ((False, without), (True, with_)):
+            rows.append(ThresholdRow("threshold", threshold=threshold, batch_size=512, seed=s, epochs=epochs,
+                                     hit_shares=[first] + [share + 0.01 * i] * (epochs - 1), test_acc=0.9))
+    return rows
+
+
+def test_the_threshold_claims_are_decided_on_the_epochs_after_the_first():
+    base = [r for r in _runs(0.03, 0.25, 0.10)]
+    out, ours = _decide(base + _threshold_rows(0.92, 0.30))
+    assert out["no-threshold-all-hits"].verdict == "reproduced"      # 92-96% of the images: above 80%
+    assert out["no-threshold-all-hits"].estimate == pytest.approx(0.94)  # the empty first epoch left out
+    assert out["no-threshold-all-hits"].n == 5
+    assert ours["no-threshold-all-hits"].startswith("without threshold: hit share 94.0 [")
+    assert "with threshold 32.0%" in ours["no-threshold-all-hits"]
+    assert out["threshold-removes-hits"].verdict == "reproduced"     # 62 points removed, floor 25
+    assert out["threshold-removes-hits"].estimate == pytest.approx(0.62)
+    assert ours["threshold-removes-hits"].startswith("without minus with threshold: hit share +62.0 [")
+    assert "without 94.0%, with 32.0%" in ours["threshold-removes-hits"]
+    out, _ = _decide(base + _threshold_rows(0.50, 0.45))
+    assert out["no-threshold-all-hits"].verdict == "not reproduced"  # half the images: not 'mostly all'
+    assert out["threshold-removes-hits"].verdict == "not reproduced"  # 5 points: below the 25 that count
+    out, _ = _decide(base + _threshold_rows(0.50, 0.45, first=1.0))
+    assert out["no-threshold-all-hits"].estimate == pytest.approx(0.52)  # the first epoch never counts
+    out, _ = _decide(base + _threshold_rows(0.92, 0.30, seeds=[300]))
+    assert {out[c].verdict for c in ("no-threshold-all-hits", "threshold-removes-hits")} == {"not testable"}
+
+
+def test_the_threshold_claims_without_their_runs_are_not_testable_with_the_reason():
+    base = [r for r in _runs(0.03, 0.25, 0.10)]
+    out, ours = _decide(base)
+    for cid in ("no-threshold-all-hits", "threshold-removes-hits"):
+        assert out[cid].verdict == "not testable" and ours[cid] is None and "threshold_seeds" in out[cid].detail
+    out, _ = _decide(base + _threshold_rows(0.92, 0.30, epochs=1))
+    assert "two epochs" in out["no-threshold-all-hits"].detail
+    no_control = [r for r in _threshold_rows(0.92, 0.30) if not r.threshold]
+    out, _ = _decide(base + no_control)
+    assert out["no-threshold-all-hits"].verdict == "reproduced"      # needs only the runs without
+    assert out["threshold-removes-hits"].verdict == "not testable"   # needs the pairs
+
+
+def test_threshold_seeds_are_fresh():
+    """The Figures 5-6 runs have seeds of their own: none of another seed list of the chapter, nor of the seeds
+    derived from them (the second base model of Figure 10 trains from fm seed + 1000, a scratch feature-map
+    model from fm seed + 1)."""
+    p = _params()
+    assert p.threshold_seeds and len(set(p.threshold_seeds)) == len(p.threshold_seeds)
+    lists = [n for n in notebook_parameters(NOTEBOOK) if n.endswith("seeds") and n != "threshold_seeds"]
+    assert set(lists) == {"seeds", "sweep_seeds", "fm_seeds"}  # a new seed list must be checked here too
+    used = {s for n in lists for s in getattr(p, n)} | {s + d for s in p.fm_seeds for d in (1, 1000)}
+    assert not set(p.threshold_seeds) & used
+
+
+def _tiny(seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return Split(torch.rand(96, 1, 28, 28, generator=g), torch.randint(0, 3, (96,), generator=g), ["a", "b", "c"])
+
+
+def test_the_run_with_threshold_is_figure_7s_caching_run_from_the_run_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("LASTLAYER_CACHE", str(tmp_path))
+    train, test = _tiny(0), _tiny(1)
+    p = _params(device="cpu", lr=0.05)
+    fig7 = compare_trainers(train, test, p, batch_sizes=[32], seeds=[5], epochs=3)
+    entries = lambda: sorted(tmp_path.rglob("*.pt"))
+    before = entries()
+    assert len(before) == 2  # normal and caching
+    runs = compare_thresholds(train, test, p, seeds=[5], batch_size=32, epochs=3)
+    added = [e for e in entries() if e not in before]
+    assert len(added) == 1   # only the run without the threshold trained: the other came from the cache
+    caching = fig7.histories["caching", 32, 5]
+    with_threshold = runs[runs.threshold].sort_values("epoch")
+    assert with_threshold.hit_share.tolist() == [h / 96 for h in caching["cache_hits"]]
+    assert ((runs.hit_share >= 0) & (runs.hit_share <= 1)).all() and len(runs) == 6
+    assert list(runs.columns) == ["threshold", "seed", "epoch", "hit_share", "test_acc"]
+    assert compare_thresholds(train, test, p, seeds=[], batch_size=32, epochs=3).empty
+
+
 def test_params_are_the_parameters_cell():
     assert [f.name for f in dataclasses.fields(paper.Params)] == list(notebook_parameters(NOTEBOOK))
     with pytest.raises(TypeError):
@@ -433,10 +555,14 @@ def test_run_at_a_tiny_size_gives_rows_for_every_claim(data_root):
     p = _params(n_train=64, n_test=32, epochs=2, cache_batch=32, seeds=[0, 1], sweep_batch_sizes=[32],
                 sweep_epochs=1, sweep_seeds=[0, 1], fm_runs=["mnist:32"], fm_n_train=64, fm_map_images=8,
                 base_epochs=1, fm_seeds=[0, 1], fgsm_n=32, epsilons=[0.25], pgd_steps=1, tsne_n=20, device="cpu",
-                target_acc=0.0)
+                target_acc=0.0, threshold_seeds=[2, 3])
     runs = paper.run(p)
     kinds = {type(r).__name__ for r in runs.rows}
-    assert kinds == {"TrainerRow", "FeatureMapRow", "AttackRow", "RawMapsRow"}
+    assert kinds == {"TrainerRow", "ThresholdRow", "FeatureMapRow", "AttackRow", "RawMapsRow"}
+    thr = [r for r in runs.rows if isinstance(r, ThresholdRow)]
+    assert sorted((r.threshold, r.seed) for r in thr) == [(t, s) for t in (False, True) for s in (2, 3)]
+    assert all(len(r.hit_shares) == 2 and all(0 <= h <= 1 for h in r.hit_shares) for r in thr)
+    assert not {r.experiment for r in thr} - {"threshold"}
     fig7 = [r for r in runs.rows if isinstance(r, TrainerRow) and r.experiment == "fig7"]
     trainers = ("caching", "normal", "random")
     assert sorted((r.trainer, r.seed) for r in fig7) == [(t, s) for t in trainers for s in (0, 1)]

@@ -134,6 +134,36 @@ def timing_table(sweep) -> pd.DataFrame:
     return pd.DataFrame(rows).T
 
 
+# -- Figures 5-6: the threshold ----------------------------------------------------------------------------
+THRESHOLD_ARMS = ((False, "without threshold", "C3"), (True, "with threshold", COLORS["caching"]))
+
+
+def threshold_shares(threshold) -> dict:
+    """{arm: the hit share averaged over the epochs after the first (the first fills the cache), mean over
+    seeds}, for the arms 'without' and 'with' the threshold; NaN for an arm that was not run."""
+    later = threshold[threshold.epoch > 1]
+    per_seed = later.groupby(["threshold", "seed"]).hit_share.mean()
+    return {name: float(per_seed[t].mean()) if t in per_seed.index.get_level_values(0) else float("nan")
+            for t, name in ((False, "without"), (True, "with"))}
+
+
+def threshold_plot(threshold):
+    """The share of the training images that were cache hits per epoch, the cache updated after each step,
+    without and with the per-class threshold (mean ± sd over seeds)."""
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    for t, label, color in THRESHOLD_ARMS:
+        d = threshold[threshold.threshold == t].pivot(index="epoch", columns="seed", values="hit_share")
+        if len(d):
+            mean_band(ax, d.index.values, 100 * d.values, label=label, color=color)
+    if len(threshold):
+        ax.legend()
+    else:
+        ax.text(0.5, 0.5, "not run (threshold_seeds = [])", ha="center", va="center", transform=ax.transAxes)
+    ax.set(xlabel="epoch", ylabel="cache hits (% of the training set)", ylim=(0, 100))
+    return finish(fig)
+
+
 # -- Figure 8 ----------------------------------------------------------------------------------------------
 def fig8_table(sweep) -> pd.DataFrame:
     f, paper = sweep.final, pd.DataFrame(ref.FIG8).set_index("batch_size")

@@ -24,6 +24,7 @@ class Params:
     update: str
     target_acc: float
     random_control: bool
+    threshold_seeds: list[int]
     sweep_batch_sizes: list[int]
     sweep_epochs: int
     sweep_seeds: list[int]

@@ -61,3 +61,16 @@ class RawMapsRow:
     run: str
     seed: int
     diverged: bool
+
+
+@dataclass(frozen=True)
+class ThresholdRow:
+    """One caching run of Figures 5-6: the cache updated after each step, with or without the per-class
+    threshold."""
+    experiment: str          # 'threshold'
+    threshold: bool          # False: a hit whenever the most similar cached class is the true label
+    batch_size: int
+    seed: int
+    epochs: int
+    hit_shares: list[float]  # per epoch, the share of the training images that were cache hits
+    test_acc: float          # the last epoch's

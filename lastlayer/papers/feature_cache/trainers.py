@@ -1,6 +1,7 @@
 """The trainers of Figures 7 and 8 (Anand, Bhupathiraju and Chandrala 2022), every training run cached.
 
 - `compare_trainers`: normal, caching and random-drop training of the base model (the paper's Figures 7, 8).
+- `compare_thresholds`: caching training with and without the per-class threshold (the paper's Figures 5-6).
 - `choose_lr`: the learning rate whose normal training best follows Figure 7's slow start (how the chapter's
   `lr` was chosen; see its text).
 The caching trainer and the random-drop control are the callbacks of `cache.py`.
@@ -50,15 +51,17 @@ def make_base(data: Split, seed: int) -> nn.Module:
 
 
 def train_base(train: Split, test: Split | None, config: TrainConfig, *, trainer: str = "normal",
-               layer: str = "conv1", compare: str = ">=", update: str = "after", shares=None) -> TrainResult:
-    """Train a new base model (seeded by config.seed) normally, with caching, or with the random-drop control
-    dropping `shares` (one per epoch, or one for all) of every batch."""
+               layer: str = "conv1", compare: str = ">=", update: str = "after", threshold: bool = True,
+               shares=None) -> TrainResult:
+    """Train a new base model (seeded by config.seed) normally, with caching (with or without the per-class
+    `threshold`), or with the random-drop control dropping `shares` (one per epoch, or one for all) of every
+    batch."""
     if trainer not in TRAINERS:
         raise ValueError(f"trainer must be one of {TRAINERS}, not {trainer!r}")
     model = make_base(train, config.seed)
     callbacks = []
     if trainer == "caching":
-        callbacks.append(FeatureCache(num_classes(train), layer, compare, update))
+        callbacks.append(FeatureCache(num_classes(train), layer, compare, update, threshold=threshold))
     elif trainer == "random":
         callbacks.append(RandomDrop(shares, seed=config.seed))
     return fit(model, train, test, config, callbacks=callbacks)
@@ -84,6 +87,11 @@ def accuracy_at_time(history: dict, seconds: float, chance: float) -> float:
     """Test accuracy of the last epoch finished within `seconds` of training; `chance` if none was."""
     done = np.cumsum(history["seconds"]) <= seconds * (1 + 1e-9)
     return float(np.asarray(history["test_acc"])[done][-1]) if done.any() else chance
+
+
+def _config(params: Params, batch_size: int, seed: int, epochs: int, device: str) -> TrainConfig:
+    return TrainConfig(epochs=epochs, batch_size=batch_size, lr=params.lr, optimizer=params.optimizer,
+                       momentum=params.momentum, seed=seed, device=device)
 
 
 @dataclass
@@ -114,8 +122,7 @@ def compare_trainers(train: Split, test: Split, params: Params, *, batch_sizes, 
     rows, finals, histories = [], [], {}
     for batch_size in batch_sizes:
         for seed in seeds:
-            cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=params.lr, optimizer=params.optimizer,
-                              momentum=params.momentum, seed=seed, device=device)
+            cfg = _config(params, batch_size, seed, epochs, device)
             runs = {}
             for trainer in trainers:
                 shares = None
@@ -139,6 +146,31 @@ def compare_trainers(train: Split, test: Split, params: Params, *, batch_sizes, 
                     final["acc_at_random_end"] = accuracy_at_time(h, end_random, 1 / num_classes(train))
                 finals.append(final)
     return SweepResult(pd.DataFrame(rows), pd.DataFrame(finals), histories)
+
+
+def compare_thresholds(train: Split, test: Split, params: Params, *, seeds, batch_size: int, epochs: int):
+    """Caching training with the cache updated after each step (the paper's end-of-loop update), with the
+    per-class threshold and without it, for every seed; the optimiser, `layer`, `compare` and `device` are
+    those of `params`. Returns a pandas DataFrame, one row per (threshold, seed, epoch): the share of the
+    training images that were cache hits, and the test accuracy.
+
+    The run with the threshold is the call `compare_trainers` makes for its caching run of the same batch, seed
+    and epochs (with `update` 'after'), so where one of its runs has these settings the run cache gives it back
+    instead of training it again; only the run without the threshold passes the `threshold` keyword, so that
+    call keeps its key."""
+    import pandas as pd
+    device = str(resolve_device(params.device))
+    train, test = train.to(device), test.to(device)
+    with_threshold = dict(layer=params.layer, compare=params.compare, update="after")
+    arms = {True: with_threshold, False: {**with_threshold, "threshold": False}}
+    rows = []
+    for seed in seeds:
+        cfg = _config(params, batch_size, seed, epochs, device)
+        for threshold, cache_kwargs in arms.items():
+            h = cached_run(_trainer_run, train, test, cfg, "caching", cache_kwargs, None)["history"]
+            rows += [dict(threshold=threshold, seed=seed, epoch=e + 1, hit_share=h["cache_hits"][e] / len(train),
+                          test_acc=h["test_acc"][e]) for e in range(epochs)]
+    return pd.DataFrame(rows, columns=["threshold", "seed", "epoch", "hit_share", "test_acc"])
 
 
 def choose_lr(train: Split, test: Split, reference, *, lrs, batch_size: int, seeds, optimizer: str = "sgd",
