@@ -1,5 +1,6 @@
 """The fixed-classifier paper's experiments, claims and figures: the positive-part bound, the signed
-embedding, selection on separate seeds, diverged runs, and the claims decided from synthetic runs."""
+embedding, selection on separate seeds, diverged runs, the learning-rate sweep on seeds of its own, and the
+claims decided from synthetic runs."""
 import math
 import re
 
@@ -16,17 +17,18 @@ from lastlayer.models import create_model
 from lastlayer.papers import fixed_classifier as paper
 from lastlayer.papers.fixed_classifier import claims, figures
 from lastlayer.papers.fixed_classifier.experiments import (Bench, CorruptionRow, Params, Row, Runs, Variant,
-                                                           choose_settings, model_rows, nearest_cosine,
-                                                           paper_variants, reachable_cosine, run_study, train_one)
+                                                           check_seeds, choose_settings, lr_sweep_calls, model_rows,
+                                                           nearest_cosine, paper_variants, reachable_cosine,
+                                                           run_study, train_one)
 
 TINY = dict(backbone="convnet", widths=[4, 8], epochs=1, batch_size=16, device="cpu")
 
 
 def _params(**over) -> Params:
     """The notebook's parameters at a tiny size (every field given: Params has no defaults)."""
-    p = dict(seed=0, n_seeds=1, selection_seeds=1, device="cpu", datasets=["toy"], grid_datasets=["toy"],
-             train_size=None, test_size=None, backbone="convnet", widths=[4, 8], epochs=1, batch_size=16, lr=0.1,
-             learned_dot_lrs=[0.01, 0.1], weight_decay_dot=5e-4, weight_decay_cosine=0.0, momentum=0.9,
+    p = dict(seed=0, n_seeds=1, selection_seeds=1, lr_sweep_seeds=0, device="cpu", datasets=["toy"],
+             grid_datasets=["toy"], train_size=None, test_size=None, backbone="convnet", widths=[4, 8], epochs=1,
+             batch_size=16, lr=0.1, learned_dot_lrs=[0.01, 0.1], lr_sweep=[0.1, 0.3], weight_decay_dot=5e-4, weight_decay_cosine=0.0, momentum=0.9,
              schedule="cosine", plateau_factor=0.2, plateau_patience=3, augment=False, scales=[1.0, 20.0],
              signed_extension=True, impulse_amounts=[], jpeg_qualities=[50], blur_sigmas=[], feature_points=20)
     return Params(**{**p, **over})
@@ -251,6 +253,132 @@ def test_matrix_figures_on_fake_runs():
     assert len(figures.cosine_matrices(runs, "toy", bench.classes).axes) == 5  # 4 panels and a colour bar
     assert len(figures.confusion_scatter(runs, "toy").axes) == 3
     assert len(figures.feature_views(runs, "toy", bench.test, bench.classes, points=20).axes) == 4
+
+
+# ---------------------------------------------------------------- the learning-rate sweep
+SWEEP_LRS = (0.001, 0.01, 0.1, 0.3)
+
+
+def _sweep_rows(n=6, top_gap=0.0, spread=0.002, seed_sd=0.0, seed=0):
+    """Synthetic sweep runs: fixed and learned dot and cosine S = 1 models at every rate of SWEEP_LRS, fixed minus
+    learned `top_gap` at the highest rate and -0.2 below it (so a claim reading any other rate would turn), a
+    per-seed shift of sd `seed_sd` shared by both models of a seed, and noise of sd `spread` per model."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for s in range(2000, 2000 + n):
+        shift = float(rng.normal(0, seed_sd))
+        for data in ("fashion_mnist", "mnist"):
+            for head in ("dot", "cosine"):
+                for lr in SWEEP_LRS:
+                    for fixed in (False, True):
+                        gap = (top_gap if lr == max(SWEEP_LRS) else -0.2) if fixed else 0.0
+                        acc = 0.7 + gap + shift + float(rng.normal(0, spread))
+                        rows.append(Row(role="lr_sweep", dataset=data, variant=f"{head} {fixed}", head=head,
+                                        fixed=fixed, scale=1.0, lr=lr, signed=False, seed=s, diverged=False,
+                                        best_acc=acc, final_acc=acc, spearman=0.0, class_vector_cosine=0.0,
+                                        class_vector_nn_cosine=0.0, lookalike_contrast=float("nan"),
+                                        image_class_cosine=0.5, cosine_bound=0.7, compactness=0.5,
+                                        separability=0.5))
+    return rows
+
+
+def _lr_claim(rows):
+    return next((d, ours) for c, d, ours in claims.decide(rows, None) if c.id == "fixed-trains-at-higher-lr")
+
+
+def test_lr_claim_is_declared_as_a_direction_at_the_sweeps_top_rate():
+    c = claims.BY_ID["fixed-trains-at-higher-lr"]
+    assert c.rule == "direction" and c.unit == "points" and c.parts == "head and dataset"
+    assert c.parameters == {"expected": "greater", "min_effect": claims.ACC_MIN, "alpha": stats.bonferroni(0.05, 4)}
+    assert c.parameters["min_effect"] == claims.BY_ID["fixing-raises-dot-accuracy"].parameters["min_effect"] == 0.02
+    assert "not testable" in c.revised and "Table 1" in c.why
+
+
+def test_lr_claim_is_reproduced_when_fixed_beats_learned_at_the_top_rate():
+    rows = _rows(n=3) + _sweep_rows(top_gap=0.1)
+    d, ours = _lr_claim(rows)
+    assert d.verdict == "reproduced" and len(d.parts) == 4
+    assert [p.label for p in d.parts] == [f"{h}, {data}: fixed - learned at lr 0.3" for h in ("dot product", "cosine S=1")
+                                          for data in ("fashion_mnist", "mnist")]
+    assert all(math.isclose(p.estimate, 0.1, abs_tol=0.01) and p.n == 6 for p in d.parts)
+    assert ours.startswith("dot product, fashion_mnist: fixed - learned at lr 0.3: +10.") and "points (n = 6)" in ours
+    assert ours.count("fixed - learned at lr 0.3") == 4
+    # decided paired by seed, at the declared alpha 0.05 / 4
+    at = lambda fixed: np.array([r.best_acc for r in sorted(rows, key=lambda r: r.seed) if r.role == "lr_sweep"
+                                 and r.dataset == "fashion_mnist" and r.head == "dot" and r.lr == 0.3
+                                 and r.fixed == fixed])
+    by_hand = stats.direction(at(True), at(False), paired=True, expected="greater", min_effect=0.02, alpha=0.0125)
+    assert (by_hand.estimate, by_hand.interval) == (d.parts[0].estimate, d.parts[0].interval)
+
+
+def test_lr_claim_pairs_by_seed():
+    # a small gain under a large per-seed shift: only the pairing sees it
+    rows = _sweep_rows(n=8, top_gap=0.05, spread=0.002, seed_sd=0.05)
+    assert _lr_claim(rows)[0].verdict == "reproduced"
+    welch = stats.direction([r.best_acc for r in rows if r.lr == 0.3 and r.fixed and r.head == "dot"
+                             and r.dataset == "mnist"],
+                            [r.best_acc for r in rows if r.lr == 0.3 and not r.fixed and r.head == "dot"
+                             and r.dataset == "mnist"], expected="greater", min_effect=0.02, alpha=0.0125)
+    assert welch.verdict == "inconclusive"
+
+
+def test_lr_claim_is_not_reproduced_when_fixed_and_learned_are_equal():
+    d, _ = _lr_claim(_sweep_rows(n=10, top_gap=0.0, spread=0.002))
+    assert d.verdict == "not reproduced" and all(p.verdict == "not reproduced" for p in d.parts)
+    assert all(p.interval[1] < claims.ACC_MIN for p in d.parts)
+
+
+def test_lr_claim_without_a_sweep_is_not_testable_with_a_reason():
+    d, ours = _lr_claim(_rows(n=3))
+    assert d.verdict == "not testable" and ours is None and "lr_sweep_seeds = 0" in d.detail
+    assert _verdicts(_rows(n=3) + _sweep_rows(top_gap=0.1))["fixing-raises-dot-accuracy"] == \
+        _verdicts(_rows(n=3))["fixing-raises-dot-accuracy"]  # sweep rows never enter the evaluation claims
+
+
+def test_sweep_seeds_are_their_own_and_only_the_rate_varies():
+    p = _params(seed=5, n_seeds=4, selection_seeds=2, lr_sweep_seeds=3, lr_sweep=[0.01, 0.3])
+    assert p.lr_sweep_seed_list == [2005, 2006, 2007]
+    assert not set(p.lr_sweep_seed_list) & set(p.eval_seeds) and not set(p.lr_sweep_seed_list) & set(
+        p.selection_seed_list)
+    calls = lr_sweep_calls({"toy": _toy_bench()}, p)
+    assert len(calls) == 3 * 2 * 4  # seeds x rates x (dot, cosine S=1) x (learned, fixed)
+    assert {c.args[2] for c in calls} == set(p.lr_sweep_seed_list) and {c.keywords["role"] for c in calls} == {
+        "lr_sweep"}
+    variants = {c.args[1] for c in calls}
+    assert {(v.head, v.fixed, v.lr) for v in variants} == {(h, f, a) for h in ("dot", "cosine") for f in (False, True)
+                                                           for a in (0.01, 0.3)}
+    assert {v.weight_decay for v in variants if v.head == "dot"} == {p.weight_decay_dot}
+    assert {v.weight_decay for v in variants if v.head == "cosine"} == {p.weight_decay_cosine}
+    assert {v.scale for v in variants} == {1.0} and not any(v.signed for v in variants)
+    assert all(c.args[0].corrupted == {} for c in calls)
+    assert {c.keywords["epochs"] for c in calls} == {p.epochs} and {c.keywords["batch_size"] for c in calls} == {
+        p.batch_size}
+    assert lr_sweep_calls({"toy": _toy_bench()}, _params(lr_sweep_seeds=0)) == []
+    with pytest.raises(ValueError, match="selection seeds must differ from lr sweep seeds"):
+        check_seeds(_params(selection_seeds=1001, lr_sweep_seeds=1))
+    check_seeds(_params(n_seeds=1000, selection_seeds=1000, lr_sweep_seeds=1000))  # side by side, none shared
+
+
+def test_run_study_trains_the_sweep_on_its_seeds():
+    rows = [row for r in run_study({"toy": _toy_bench()}, _params(lr_sweep_seeds=1)) for row in r.rows()]
+    sweep = model_rows(rows, "lr_sweep")
+    assert len(sweep) == 2 * 4 and {r.seed for r in sweep} == {2000} and {r.lr for r in sweep} == {0.1, 0.3}
+    assert not [r for r in rows if r.experiment == "corruption" and r.role == "lr_sweep"]
+    assert {r.seed for r in model_rows(rows, "eval")} == {0}
+
+
+def test_lr_sweep_figure_on_fake_rows():
+    fig = figures.lr_sweep(_rows(n=3) + _sweep_rows(n=3, top_gap=0.1))
+    panels = [ax for ax in fig.axes if ax.get_xscale() == "log"]
+    assert [ax.get_title() for ax in panels] == ["Fashion-MNIST", "MNIST"]
+    assert all(len(ax.containers) == 4 for ax in panels)  # learned and fixed, dot and cosine S = 1
+    line = panels[0].containers[3].lines[0]  # fixed cosine S = 1: +10 points at the top rate, -20 below it
+    assert np.allclose(line.get_xdata(), SWEEP_LRS) and line.get_ydata()[-1] > line.get_ydata()[0] + 25
+    empty = figures.lr_sweep(_rows(n=3))
+    assert "no learning-rate sweep" in " ".join(t.get_text() for t in empty.axes[0].texts)
+    g = figures.glue_values(claims.decide(_rows(n=3) + _sweep_rows(n=3), None), Runs(_rows(n=3) + _sweep_rows(n=3),
+                                                                                      [], {}, {}))
+    assert g["n_sweep"] == 3 and g["n_seeds"] == 3
 
 
 # ---------------------------------------------------------------- the one entry point

@@ -8,7 +8,8 @@ then measure the class vectors, the confusions, the embedding geometry and the a
                                              # corruption and severity: what the claims are decided on
 
 `run_study` first trains the selection runs (their own seeds) that choose the learned dot-product model's
-learning rate and each cosine head's best S, then the evaluation runs on which the claims are decided.
+learning rate and each cosine head's best S, then the evaluation runs on which the claims are decided and the
+learning-rate sweep (seeds of its own again) that decides whether fixed models train at a higher rate.
 """
 from __future__ import annotations
 
@@ -49,6 +50,7 @@ class Params:
     seed: int
     n_seeds: int
     selection_seeds: int
+    lr_sweep_seeds: int
     device: str
     datasets: list[str]
     grid_datasets: list[str]
@@ -60,6 +62,7 @@ class Params:
     batch_size: int
     lr: float
     learned_dot_lrs: list[float]
+    lr_sweep: list[float]
     weight_decay_dot: float
     weight_decay_cosine: float
     momentum: float
@@ -86,12 +89,16 @@ class Params:
     def selection_seed_list(self) -> list[int]:
         return [1000 + self.seed + i for i in range(self.selection_seeds)]
 
+    @property
+    def lr_sweep_seed_list(self) -> list[int]:
+        return [2000 + self.seed + i for i in range(self.lr_sweep_seeds)]
+
 
 # ---------------------------------------------------------------- rows: what the claims are decided on
 @dataclass(frozen=True)
 class Row:
     """One trained model: its setting and its measurements (NaN where a diverged run has none)."""
-    role: str                  # 'select' (chooses a setting) or 'eval' (decides the claims)
+    role: str                  # 'select' (chooses a setting), 'eval' (decides the claims) or 'lr_sweep'
     dataset: str
     variant: str
     head: str
@@ -224,7 +231,7 @@ class RunResult:
     dataset: str
     variant: Variant
     seed: int
-    role: str                  # 'select' (chooses a setting) or 'eval' (decides the claims)
+    role: str                  # 'select', 'eval' or 'lr_sweep', as in `Row`
     best_acc: float            # best test accuracy over the epochs (what the paper's code reports)
     final_acc: float
     diverged: bool             # the loss became non-finite; measurements below are then NaN
@@ -355,20 +362,52 @@ def choose_settings(rows) -> dict:
     return out
 
 
+def _train_settings(p: Params) -> dict:
+    """The keyword arguments of `train_one` that every model of the study shares."""
+    return dict(backbone=p.backbone, widths=p.widths, epochs=p.epochs, batch_size=p.batch_size, momentum=p.momentum,
+                schedule=p.schedule, plateau_factor=p.plateau_factor, plateau_patience=p.plateau_patience,
+                augment=p.augment, device=str(resolve_device(p.device)))
+
+
+def check_seeds(p: Params) -> None:
+    """Evaluation, selection and sweep seeds must not meet: a setting chosen on the runs a claim is judged on
+    would favour it, and a sweep model on an evaluation seed would repeat that run instead of adding one."""
+    groups = {"evaluation": p.eval_seeds, "selection": p.selection_seed_list, "lr sweep": p.lr_sweep_seed_list}
+    names = list(groups)
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            if set(groups[a]) & set(groups[b]):
+                raise ValueError(f"{a} seeds must differ from {b} seeds: each experiment needs runs of its own "
+                                 f"(evaluation seeds start at seed, selection seeds at 1000 + seed, sweep seeds at "
+                                 f"2000 + seed)")
+
+
+def lr_sweep_calls(benches: dict[str, Bench], params: Params) -> list:
+    """The learning-rate sweep, one call per model: learned and fixed dot-product and cosine S = 1 models at
+    every rate of `lr_sweep`, on every dataset and every sweep seed, trained as the evaluation runs are (same
+    epochs, batch, schedule and per-head weight decay) with only the rate changed. No corruptions: the claim
+    reads clean accuracy only."""
+    p, train = params, _train_settings(params)
+    calls = []
+    for bench in benches.values():
+        clean = Bench(bench.name, bench.train, bench.test)
+        variants = [Variant("dot", f, lr=a, weight_decay=p.weight_decay_dot) for a in p.lr_sweep for f in (False, True)]
+        variants += [Variant("cosine", f, 1.0, a, p.weight_decay_cosine) for a in p.lr_sweep for f in (False, True)]
+        calls += [partial(train_one, clean, v, s, role="lr_sweep", **train) for s in p.lr_sweep_seed_list
+                  for v in variants]
+    return calls
+
+
 def run_study(benches: dict[str, Bench], params: Params) -> list[RunResult]:
     """Every model of the study. On the selection seeds: the learned dot-product model at each of
     `learned_dot_lrs` and, on the grid datasets, learned and fixed cosine models at every S. Then on the
     evaluation seeds: the learned dot-product model at its chosen rate, the fixed one, cosine models at every S
     (S = 1 only outside the grid datasets) and, with `signed_extension`, a fixed cosine S = 1 model whose
-    embedding can take both signs. The models of the first evaluation seed are kept for pictures."""
+    embedding can take both signs; with them, on the sweep seeds, the learning-rate sweep (`lr_sweep_calls`).
+    The models of the first evaluation seed are kept for pictures."""
     p = params
-    seeds, selection_seeds = p.eval_seeds, p.selection_seed_list
-    if set(seeds) & set(selection_seeds):
-        raise ValueError("selection seeds must differ from evaluation seeds: a choice made on the runs it is "
-                         "judged on would favour it")
-    train = dict(backbone=p.backbone, widths=p.widths, epochs=p.epochs, batch_size=p.batch_size,
-                 momentum=p.momentum, schedule=p.schedule, plateau_factor=p.plateau_factor,
-                 plateau_patience=p.plateau_patience, augment=p.augment, device=str(resolve_device(p.device)))
+    check_seeds(p)
+    seeds, selection_seeds, train = p.eval_seeds, p.selection_seed_list, _train_settings(p)
     calls = []
     for name, bench in benches.items():
         grid = [float(s) for s in p.scales] if name in p.grid_datasets else []
@@ -385,7 +424,8 @@ def run_study(benches: dict[str, Bench], params: Params) -> list[RunResult]:
         if p.signed_extension and name in p.grid_datasets:
             variants.append(Variant("cosine", True, 1.0, p.lr, p.weight_decay_cosine, signed=True))
         calls += [partial(train_one, bench, v, s, keep_model=s == seeds[0], **train) for s in seeds for v in variants]
-    return runs + cached_runs(calls)
+    # one batch of calls, so that the workers share the evaluation runs and the sweep
+    return runs + cached_runs(calls + lr_sweep_calls(benches, p))
 
 
 @dataclass

@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 
 from lastlayer import metrics
-from lastlayer.plots import finish
+from lastlayer.plots import finish, legend_below
 from lastlayer.numbers import fmt_mean_sd
 from lastlayer.papers.fixed_classifier import reference as ref
 from lastlayer.papers.fixed_classifier.experiments import corruption_rows, model_rows
@@ -217,6 +217,39 @@ def corruption_drops(rows, chosen: dict):
     return finish(fig)
 
 
+SWEEP_LINES = [("dot", False, "learned dot"), ("dot", True, "fixed dot"), ("cosine", False, "learned cosine S=1"),
+               ("cosine", True, "fixed cosine S=1")]
+
+
+def lr_sweep(rows):
+    """Tables 7-9 as a figure: best test accuracy (%) against the learning rate of the sweep, one panel per
+    dataset, one line per head and fixed or learned class vectors, mean ± sd over the sweep's seeds."""
+    df = _frame(rows, "lr_sweep")
+    datasets = list(dict.fromkeys(df.dataset)) if len(df) else []
+    fig, axes = plt.subplots(1, max(1, len(datasets)), figsize=(min(7.4, 3.4 * max(1, len(datasets)) + 0.4), 3.4),
+                             sharey=True, squeeze=False)
+    if not datasets:  # the sweep was skipped (lr_sweep_seeds = 0): say so where the figure would be
+        ax = axes[0][0]
+        ax.text(0.5, 0.5, "no learning-rate sweep in this run", ha="center", va="center", transform=ax.transAxes)
+        ax.set_axis_off()
+        return finish(fig)
+    rates = sorted(df.lr.unique())
+    for ax, d in zip(axes[0], datasets):
+        for head, fixed, name in SWEEP_LINES:
+            g = df[(df.dataset == d) & (df["head"] == head) & (df.fixed == fixed)].groupby("lr").best_acc
+            mean, sd = 100 * g.mean(), 100 * g.std(ddof=1)
+            ax.errorbar(mean.index, mean, yerr=sd.fillna(0) if (g.size() > 1).all() else None, marker="o", capsize=3,
+                        label=name, color="C0" if head == "dot" else "C1", linestyle="--" if fixed else "-")
+        ax.set_xscale("log")
+        ax.set_xticks(rates, [f"{a:g}" for a in rates])
+        ax.minorticks_off()
+        ax.set_title(DATASET_NAMES.get(d, d), fontsize=10)
+        ax.set_xlabel("learning rate")
+    axes[0][0].set_ylabel("best test accuracy (%)")
+    legend_below(fig, ncols=4, handles=axes[0][0].get_legend_handles_labels()[0])  # one entry per line, not per panel
+    return finish(fig)
+
+
 def verdict_counts(results) -> dict:
     """{verdict: count} over the decided claims, for the narrative."""
     out = {}
@@ -270,6 +303,7 @@ def glue_values(decided, runs) -> dict:
     signed = f[f.signed]
     out.update(n_claims=len(decided), n_seeds=int(df.seed.nunique()),
                n_selection=len({r.seed for r in model_rows(runs.rows, "select")}),
+               n_sweep=len({r.seed for r in model_rows(runs.rows, "lr_sweep")}),
                first_dataset=DATASET_NAMES.get(first, first), lr_learned_dot=f"{c.get('lr learned dot', float('nan')):g}",
                s_learned=f"{c['S learned']:g}" if "S learned" in c else "n/a",
                s_fixed=f"{c['S fixed']:g}" if "S fixed" in c else "n/a",
