@@ -121,3 +121,19 @@ def test_every_claim_row_of_a_chapter_is_an_anchor_the_scorecard_can_link_to():
             {"id": "b<c", "verdict": "inconclusive", "statement": "s", "paper": "p", "ours": "o", "criterion": "c"}]
     html = claims_table(rows)
     assert '<tr id="claim-acc-gain">' in html and '<tr id="claim-b&lt;c">' in html
+
+
+def test_an_undecided_row_prices_the_n_that_would_decide_it():
+    """Short of its plan: the pilot's planned n and its minutes. Funded and still undecided: this run's n_needed,
+    priced from the design's seconds per unit of n (a new confirmatory run, on fresh seeds)."""
+    short = {**ENTRY, "n_needed": 50, "plan": {"pilot_commit": "abc1234", "n_planned": 40, "run_n": 8,
+                                               "funded": False, "minutes_needed": 21.0, "paper_reaches": True}}
+    text = display.ours_text(short)
+    assert "the pilot planned n = 40, about 21 CPU minutes" in text and "paper profile's n reaches" in text
+    funded = {**ENTRY, "n_needed": 47, "plan": {"pilot_commit": "abc1234", "n_planned": 16, "run_n": 20,
+                                                "funded": True, "seconds_per_n": 30.0, "run_minutes": 12.0}}
+    text = display.ours_text(funded)
+    assert "this run had the n the pilot planned" in text
+    assert "about 26 CPU minutes" in text  # 12 + (47 - 20) x 30 s
+    decided = {**funded, "verdict": "reproduced"}
+    assert "CPU minutes" not in display.ours_text(decided)

@@ -109,6 +109,12 @@ def ours_text(c: dict) -> str:
         text += (f"; the pilot planned n = {count(plan['n_planned'])}, about {plan['minutes_needed']:.0f} CPU "
                  f"minutes for this chapter on 2 cores, which the paper profile's n "
                  f"{'reaches' if plan.get('paper_reaches') else 'does not reach'}")
+    elif (c.get("verdict") == "inconclusive" and plan.get("funded") and c.get("n_needed")
+          and plan.get("seconds_per_n") and plan.get("run_minutes")):
+        minutes = plan["run_minutes"] + max(0, c["n_needed"] - plan["run_n"]) * plan["seconds_per_n"] / 60
+        text += (f"; this run had the n the pilot planned, and was not decided: n = {count(c['n_needed'])} on "
+                 f"fresh seeds, a new confirmatory run, would take about {minutes:.0f} CPU minutes for this "
+                 f"chapter on 2 cores")
     elif c.get("verdict") == "inconclusive" and plan and plan.get("n_planned") is None:
         text += "; the pilot's estimate sat on a boundary of the claim: no n up to the planner's cap decides it"
     return text

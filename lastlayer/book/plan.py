@@ -8,7 +8,8 @@ that reaches a decision, either exit, with 80% power (`lastlayer.power`).
 A paper with a confirmatory design has `lastlayer/papers/<id>/plan.yml`: the pilot (commit and its results file,
 kept in `book/results/pilot/`), the experiments that set each claim's n (the parameter, its CPU seconds per unit
 measured from the pilot, the claims it feeds), the workers and the budget. The cpu profile (the notebook's defaults) is the
-confirmatory run: fresh seeds and each experiment's n. From the two, the plan gives each claim the n the confirmatory run will have
+confirmatory run: fresh seeds and each experiment's n. An experiment added after the pilot names a pilot of its own
+(`pilot: {commit, results}` under the experiment): its claims are planned from that run. From the two, the plan gives each claim the n the confirmatory run will have
 (the pilot's n scaled with its experiment's units), whether that reaches the planned n, and, where it does not,
 the CPU minutes the planned n would cost and whether the paper profile reaches it. `plan <id> --write` stores the
 per-claim plan in `planned.json` beside it, which every claim's declaration then carries (and hashes). The
@@ -125,13 +126,21 @@ def allocate(plan_claims: list[dict], design: dict, pilot_values: dict, run_valu
     smallest where several feed it (a sweep compared with Table I's rounds has as many pairs as the fewer of the two):
     n = pilot n x min(units now) / min(units in the pilot)."""
     experiments = _experiments_of(design)
+    run_minutes = round(design_seconds(design, run_values) / 60, 1)
     for c in plan_claims:
-        c.update(run_n=c["n"], funded=None, minutes_needed=None, paper_reaches=None)
+        c.update(run_n=c["n"], funded=None, minutes_needed=None, paper_reaches=None, seconds_per_n=None,
+                 run_minutes=None)
         names = experiments.get(c["id"])
         if c["verdict"] == "not testable" or not names or not c["n"]:
             continue
         pars = [design["experiments"][name]["parameter"] for name in names]
         base = min(units(pilot_values[par]) for par in pars)
+        # one more unit of the claim's n takes base / n more units of each of its experiments: what a later,
+        # larger confirmatory run would cost per unit of n (the chapter prices an undecided claim with it)
+        c["seconds_per_n"] = round(sum(design["experiments"][name]["seconds"] * base / c["n"]
+                                       / (design["workers"] if design["experiments"][name].get("parallel", True)
+                                          else 1) for name in names), 2)
+        c["run_minutes"] = run_minutes
         scaled = lambda values: c["n"] * min(units(values[par]) for par in pars) / base
         c["run_n"] = int(math.floor(scaled(run_values) + 1e-9))
         c["funded"] = c["n_planned"] is not None and c["run_n"] >= c["n_planned"]
@@ -272,7 +281,8 @@ def pilot_plan(paper: str, root: Path, scale: str = "cpu") -> dict:
 
 def planned_entries(plan: dict) -> dict:
     """{claim id: its plan} as a claim's declaration carries it (planned.json)."""
-    keep = ("n", "estimate", "verdict", "n_planned", "power", "run_n", "funded", "minutes_needed", "paper_reaches")
+    keep = ("n", "estimate", "verdict", "n_planned", "power", "run_n", "funded", "minutes_needed", "paper_reaches",
+            "seconds_per_n", "run_minutes")
     out = {}
     for c in plan["claims"]:
         if c["verdict"] == "not testable" and c["n_planned"] is None:
