@@ -7,7 +7,8 @@ import pytest
 import yaml
 
 from lastlayer.book.registry import PROFILES, find_papers
-from lastlayer.book.pages import SCALES, claim_anchor, executed, results_file, scorecard, times_table, verdict_totals
+from lastlayer.book.pages import (SCALES, claim_anchor, executed, load_results, results_file, scorecard, times_table,
+                                  verdict_totals)
 from lastlayer.book.pages import toc as toc_text
 from lastlayer.book.report import validate
 from lastlayer.book.runner import available_papers, prepare
@@ -130,3 +131,22 @@ def test_the_introduction_totals_count_every_claim(tmp_path):
     assert text.startswith(f"{n} claims checked in {len(results)} chapters")
     everything = text.split("<strong>all papers</strong>")[1]
     assert sum(int(k) for k in re.findall(r'class="ll-badge [^"]+">(\d+) ', everything)) == n
+
+
+def _committed_results():
+    return [(f"{scale}/{paper}", r) for scale in SCALES for paper, r in load_results(ROOT, scale).items()]
+
+
+@pytest.mark.parametrize("name,results", _committed_results())
+def test_every_decided_row_shows_its_interval_and_no_two_rows_read_alike(name, results):
+    """A reader checks a verdict against the interval that decided it, and tells two claims apart by their rows:
+    every claim with an interval prints one ('[lo, hi]') in its 'ours' text, and no two claims of a chapter print
+    the same text (two arms measured alike must each name their arm)."""
+    missing = [c["id"] for c in results["claims"] if c.get("interval") and "[" not in (c.get("ours") or "")]
+    assert not missing, f"{name}: rows decided by an interval that they do not show: {missing}"
+    texts = {}
+    for c in results["claims"]:
+        if c.get("ours"):
+            texts.setdefault(c["ours"], []).append(c["id"])
+    alike = [ids for ids in texts.values() if len(ids) > 1]
+    assert not alike, f"{name}: rows that read alike: {alike}"
