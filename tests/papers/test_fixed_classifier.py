@@ -233,7 +233,7 @@ def test_figure_helpers_on_fake_runs():
     assert len(figures.best_s_table(rows, chosen)) == 2
     assert not figures.geometry_table(rows).empty and not figures.spearman_table(rows).empty
     rt = figures.robustness_table(rows, chosen)
-    assert "drop jpeg@10" in rt.columns and len(rt) == 4
+    assert "drop: jpeg, severity 10" in rt.index and rt.shape[1] == 4 and rt.index[0] == "clean accuracy (%)"
     assert figures.selection_table(rows, chosen)["chosen"].tolist().count("yes") >= 3
     fig = figures.corruption_drops(rows, chosen)
     assert len(fig.axes) == 1

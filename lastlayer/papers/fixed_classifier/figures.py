@@ -118,16 +118,27 @@ def spearman_table(rows) -> pd.DataFrame:
 
 
 def robustness_table(rows, chosen: dict) -> pd.DataFrame:
-    """Table 6: clean accuracy and the accuracy drop under every corruption (points), per model."""
+    """Table 6: clean accuracy and the accuracy drop under every corruption (points), one column per model and a
+    row per corruption and severity (the paper's layout is transposed: four models fit a column, nine
+    corruptions do not)."""
     df, keys = _with_corruptions(rows)
     if not len(df):
         return pd.DataFrame()
     models = _robust_models(df, chosen)
     out = {}
     for name, d in models.items():
-        out[name] = {"clean (%)": fmt_mean_sd(d.best_acc, scale=100, digits=1),
-                     **{f"drop {k}": fmt_mean_sd(d.best_acc - d[k], scale=100, digits=1) for k in keys}}
-    return pd.DataFrame(out).T
+        out[name] = {"clean accuracy (%)": fmt_mean_sd(d.best_acc, scale=100, digits=1),
+                     **{f"drop: {_corruption(k)}": fmt_mean_sd(d.best_acc - d[k], scale=100, digits=1)
+                        for k in keys}}
+    table = pd.DataFrame(out)
+    table.index.name = "mean ± sd over seeds (points)"
+    return table
+
+
+def _corruption(key: str) -> str:
+    """'impulse_noise@0.05' as 'impulse noise, severity 0.05'."""
+    kind, severity = key.split("@")
+    return f"{kind.replace('_', ' ')}, severity {severity}"
 
 
 def _robust_models(df, chosen):
@@ -152,15 +163,20 @@ def cosine_matrices(results, dataset: str, classes: list[str], big_s: float = 20
     and of learned cosine models at S = 1 and `big_s`."""
     k = kept(results, dataset)
     panels = [n for n in ("learned dot", "fixed dot", "learned cosine S=1", f"learned cosine S={big_s:g}") if n in k]
-    fig, axes = plt.subplots(1, len(panels), figsize=(min(7.4, 2.4 * len(panels) + 0.6), 3.0), squeeze=False)
+    # two panels a row: four in one row left each matrix too small for its class names and their titles overlapped
+    cols = min(2, len(panels))
+    rows = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(6.6, 2.7 * rows + 1.0), squeeze=False)
     ticks = classes if len(classes) <= 20 else []
-    for ax, name in zip(axes[0], panels):
+    for i, (ax, name) in enumerate(zip(axes.flat, panels)):
         im = ax.imshow(k[name].class_cosine, vmin=-1, vmax=1, cmap="RdBu_r")
         ax.set_title(name, fontsize=10)
-        ax.set_xticks(range(len(ticks)), ticks, rotation=90)
-        ax.set_yticks(range(len(ticks)), ticks if ax is axes[0][0] else [])
+        ax.set_xticks(range(len(ticks)), ticks if i >= len(panels) - cols else [], rotation=90)
+        ax.set_yticks(range(len(ticks)), ticks if i % cols == 0 else [])
         ax.grid(False)
-    fig.colorbar(im, ax=axes[0].tolist(), shrink=0.8, label="cosine")
+    for ax in list(axes.flat)[len(panels):]:
+        ax.remove()
+    fig.colorbar(im, ax=[a for a in axes.flat if a in fig.axes], shrink=0.8, label="cosine")
     return finish(fig)
 
 
