@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 WIDTHS = {"desktop": 1280, "phone": 400}
+MAX_HEIGHT = 120000  # CSS pixels: the tallest window tried for one page
 SKIP = {"genindex.html", "search.html", "index.html"}
 
 
@@ -63,7 +64,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--html", type=Path, default=Path("_build/html"))
     p.add_argument("--out", type=Path, default=Path("build/screenshots"))
-    p.add_argument("--height", type=int, default=30000, help="window height in CSS pixels (the longest page)")
+    p.add_argument("--height", type=int, default=30000,
+                   help="window height in CSS pixels to start with (doubled for a page that does not fit)")
     p.add_argument("--pages", nargs="*", default=[], help="only pages whose name contains one of these")
     args = p.parse_args()
     if not (args.html / "index.html").exists():
@@ -74,9 +76,15 @@ def main() -> None:
         for label, width in WIDTHS.items():
             out = args.out / label / f"{name}.png"
             out.parent.mkdir(parents=True, exist_ok=True)
-            shoot(chrome, page, out, width, args.height)
-            size = trim(out)
-            print(f"{out} ({size[0]}x{size[1]})", flush=True)
+            height = args.height
+            while True:  # a page as long as the window was cut off: shoot it again in a window twice as tall
+                shoot(chrome, page, out, width, height)
+                size = trim(out)
+                if size[1] < height or height >= MAX_HEIGHT:
+                    break
+                height = min(2 * height, MAX_HEIGHT)
+            cut = " (cut off: longer than the tallest window)" if size[1] >= MAX_HEIGHT else ""
+            print(f"{out} ({size[0]}x{size[1]}){cut}", flush=True)
 
 
 if __name__ == "__main__":

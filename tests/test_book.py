@@ -129,8 +129,32 @@ def test_the_introduction_totals_count_every_claim(tmp_path):
                if results_file(ROOT, p).exists() and executed(ROOT, p).exists()}
     n = sum(len(r["claims"]) for r in results.values())
     assert text.startswith(f"{n} claims checked in {len(results)} chapters")
+    # the papers' total counts the papers' claims; a chapter across the papers is counted apart, in a row after it
+    cross = {p for p, info in find_papers(ROOT).items() if info.is_cross}
+    papers_total = text.split("<strong>all papers</strong>")[1].split("</tr>")[0]
+    assert sum(int(k) for k in re.findall(r'class="ll-badge [^"]+">(\d+) ', papers_total)) == \
+        sum(len(r["claims"]) for p, r in results.items() if p not in cross)
     everything = text.split("<strong>all papers</strong>")[1]
     assert sum(int(k) for k in re.findall(r'class="ll-badge [^"]+">(\d+) ', everything)) == n
+
+
+def test_a_chapter_across_the_papers_has_a_part_and_a_total_of_its_own(tmp_path):
+    """A chapter that `uses` other papers comes after them in a part of its own, and its claims are not in the
+    papers' total."""
+    (tmp_path / "book" / "executed").mkdir(parents=True)
+    for paper in ("geometry", "cross"):
+        (tmp_path / "book" / "executed" / f"{paper}.ipynb").write_text("{}")
+    toc = yaml.safe_load(toc_text(tmp_path))
+    assert [p["caption"] for p in toc["parts"]] == ["Reading and rerunning", "The papers", "Across the papers",
+                                                    "Sources"]
+    assert toc["parts"][2]["chapters"] == [{"file": "book/executed/cross"}]
+    results = {"geometry": _results("geometry", [_claim("a", "reproduced")]),
+               "cross": _results("cross", [_claim("b", "not reproduced", "extension")])}
+    text = scorecard(results)
+    papers_total = text.split("<strong>all papers</strong>")[1].split("</tr>")[0]
+    assert "1 reproduced" in papers_total and "not reproduced" not in papers_total
+    assert "counted apart" in text.split("<strong>all papers</strong>")[1]
+    assert text.index("## Geometry of the last layer") < text.index(f"## {find_papers(ROOT)['cross'].title}")
 
 
 def _committed_results():

@@ -45,14 +45,26 @@ def test_core_imports_no_paper():
 
 
 def test_papers_import_no_other_paper():
+    """A paper's package imports no other paper's, except the papers its paper.yml declares it `uses` (a chapter
+    that tests the papers against each other), and exactly those."""
     offenders = {}
+    uses = {p: set(info.uses) for p, info in find_papers().items()}
     for paper_dir in sorted(d for d in (PACKAGE / "papers").iterdir() if d.is_dir() and d.name != "__pycache__"):
+        allowed = {paper_dir.name} | uses.get(paper_dir.name, set())
         for f in _modules(paper_dir):
             bad = sorted(n for n in _imports(f) if n.startswith("lastlayer.papers.")
-                         and n.split(".")[2] != paper_dir.name)
+                         and n.split(".")[2] not in allowed)
             if bad:
                 offenders[str(f.relative_to(PACKAGE))] = bad
-    assert not offenders, f"a paper's package imports another paper's: {offenders}"
+    assert not offenders, f"a paper's package imports another paper's (not declared in its `uses`): {offenders}"
+
+
+def test_a_paper_declares_exactly_the_papers_it_imports():
+    """A declared use that nothing imports is stale: it would make the chapter go stale for nothing."""
+    for paper, info in find_papers().items():
+        imported = {n.split(".")[2] for f in _modules(PACKAGE / "papers" / paper) for n in _imports(f)
+                    if n.startswith("lastlayer.papers.") and len(n.split(".")) > 2} - {paper}
+        assert imported == set(info.uses), (paper, sorted(imported), info.uses)
 
 
 def test_every_paper_is_a_folder_with_a_notebook_and_an_entry_point():

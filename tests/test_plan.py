@@ -10,7 +10,8 @@ from pathlib import Path
 import pytest
 
 from lastlayer.book.pages import two_stages, worked_example
-from lastlayer.book.plan import (PlanError, allocate, best_allocation, design_seconds, format_plan, pilot_plan,
+from lastlayer.book.plan import (PlanError, allocate, best_allocation, design_seconds, estimate, estimate_seconds,
+                                 format_plan, pilot_plan,
                                  planned_entries, read_design, rebuild_rows, shared_seeds)
 from lastlayer.book.registry import find_papers, get_paper
 from lastlayer.book.runner import default_root, prepare
@@ -47,9 +48,17 @@ def test_planned_json_is_todays_plan_of_the_pilot(paper):
     assert all(cid in format_plan(plan) for cid in stored["claims"])
 
 
+def _skip_without_pilot(paper):
+    """A new chapter's design names its pilot before the pilot has run (stage 1 still to come): nothing to check."""
+    design = read_design(get_paper(paper, ROOT))
+    if not (ROOT / design["pilot"]["results"]).exists() or not (get_paper(paper, ROOT).folder / "planned.json").exists():
+        pytest.skip(f"{paper}: its pilot has not been run yet ({design['pilot']['results']} is absent)")
+
+
 @pytest.mark.parametrize("paper", DESIGNED)
 def test_the_stored_design_matches_the_cpu_profile_and_the_budget(paper):
     info = get_paper(paper, ROOT)
+    _skip_without_pilot(paper)
     stored = json.loads((info.folder / "planned.json").read_text())
     design = read_design(info)
     pilot = json.loads((ROOT / design["pilot"]["results"]).read_text())
@@ -68,6 +77,7 @@ def test_the_stored_design_matches_the_cpu_profile_and_the_budget(paper):
 @pytest.mark.parametrize("paper", DESIGNED)
 def test_the_confirmatory_run_uses_none_of_the_pilots_seeds(paper):
     design = read_design(get_paper(paper, ROOT))
+    _skip_without_pilot(paper)
     pilot = json.loads((ROOT / design["pilot"]["results"]).read_text())
     run = json.loads((ROOT / "book" / "results" / f"{paper}.json").read_text())
     if run["commit"] == pilot["commit"]:
@@ -187,3 +197,36 @@ def test_the_scorecard_counts_both_stages_and_the_example_is_a_real_claim():
 def test_no_pilot_is_a_clear_error():
     with pytest.raises(PlanError, match="no committed paper run"):
         pilot_plan("geometry", ROOT, scale="paper")
+
+
+def test_a_profiles_estimate_scales_each_experiment_with_its_units_and_sizes():
+    design = {"workers": 2, "fixed_seconds": 10, "fixed_scales_with": ["points"], "free": ["lr"],
+              "experiments": {"a": {"parameter": "seeds", "seconds": 6, "scales_with": ["n_train", "sizes"]},
+                              "b": {"parameter": "rounds", "seconds": 4, "parallel": False,
+                                    "scales_with": [[["images", "epochs", 2], ["maps", 5]]]}}}
+    cpu = {"seeds": [0, 1], "rounds": 3, "n_train": 100, "sizes": [8, 16], "images": 10, "epochs": 1, "maps": 4,
+           "points": 50, "lr": 0.1}
+    same = estimate_seconds(design, cpu, cpu)
+    assert same["seconds"] == pytest.approx(design_seconds(design, cpu)) and same["unknown"] == []
+    big = {**cpu, "seeds": [0, 1, 2, 3], "n_train": 300, "sizes": [8, 16, 32], "epochs": 3, "points": 100, "lr": 1.0}
+    e = estimate_seconds(design, cpu, big)
+    assert e["experiments"]["a"] == pytest.approx(4 * 6 * 3 * 1.5 / 2)          # units x seconds x sizes / workers
+    assert e["experiments"]["b"] == pytest.approx(3 * 4 * (10 * 3 * 2 + 4 * 5) / (10 * 1 * 2 + 4 * 5))  # a sum of products
+    assert e["fixed"] == pytest.approx(20) and e["seconds"] == pytest.approx(20 + sum(e["experiments"].values()))
+    # a change nothing prices makes the estimate unknown, and says which
+    unknown = estimate_seconds(design, {**cpu, "backbone": "small"}, {**big, "backbone": "resnet101"})
+    assert unknown["seconds"] is None and unknown["unknown"] == ["backbone"]
+
+
+@pytest.mark.parametrize("paper", DESIGNED)
+def test_the_cpu_estimate_is_the_designs_and_cpu_paper_scales_are_priced(paper):
+    """The cpu profile's estimate is the design's own; a paper whose paper scale runs on the CPU (it needs nothing
+    that is not offline, and its models are small) has a paper-scale estimate: every parameter its paper profile
+    changes is priced in plan.yml."""
+    info = get_paper(paper, ROOT)
+    cpu = estimate(paper, "cpu", ROOT)
+    from lastlayer.book.runner import prepare
+    assert cpu["seconds"] == pytest.approx(design_seconds(read_design(info), prepare(paper, "cpu", {}, ROOT)[1]))
+    if paper in ("digit_pairs", "feature_cache"):
+        big = estimate(paper, "paper", ROOT)
+        assert big["unknown"] == [] and big["seconds"] > 0, big

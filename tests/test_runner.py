@@ -275,7 +275,10 @@ def test_deadline_stops_a_run_as_partial(tmp_path):
             "if float(os.environ['LASTLAYER_DEADLINE']) < time.time() + 120:\n"
             "    raise DeadlineReached('stopped')\n" + SAVE)
     root = make_project(tmp_path, body=body)
-    with pytest.raises(PartialRun, match="partial run: .* minutes used; rerun the same command to continue"):
+    with pytest.raises(PartialRun, match=r"partial run: .* minutes used \(chunk 1, .* in all\); rerun the same "
+                                         "command to continue"):
+        run(root, max_minutes=1)
+    with pytest.raises(PartialRun, match=r"\(chunk 2, "):  # the same inputs again: the run's second chunk
         run(root, max_minutes=1)
     assert not list((root / "book" / "results").iterdir())
 

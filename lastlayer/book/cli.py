@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from lastlayer.book.params import ParameterError, format_value
+from lastlayer.book.plan import estimate, format_estimate
 from lastlayer.book.registry import PROFILES, find_papers
 from lastlayer.book.runner import (PartialRun, RunnerError, stop_on_signals, available_papers, default_root,
                                    load_profiles,
@@ -76,13 +77,17 @@ def print_status(root: Path) -> None:
     from lastlayer.book.pages import load_results
     for scale in ("cpu", "paper"):
         results = load_results(root, scale)
-        for paper in find_papers(root):
-            if scale == "paper" and paper not in results:
+        for paper, info in find_papers(root).items():
+            guess = estimate(paper, "paper", root) if scale == "paper" and not info.paper_scale_needs else None
+            if scale == "paper" and paper not in results and not (guess and guess["seconds"]):
                 continue
             state = status(paper, root, scale)
             if paper in results:
                 r = results[paper]
-                state += f"; last run: profile {r['profile']}, {r['seconds'] / 60:.1f} min on {r['device']}"
+                chunks = f" in {len(r['chunks'])} chunks" if len(r.get("chunks") or ()) > 1 else ""
+                state += f"; last run: profile {r['profile']}, {r['seconds'] / 60:.1f} min{chunks} on {r['device']}"
+            if guess and guess["seconds"]:
+                state += f"; estimated {guess['seconds'] / 60:.0f} min at plan.yml's costs (`params {paper}`)"
             print(f"{paper:18s} {'paper scale ' if scale == 'paper' else ''}{state}")
 
 
@@ -92,7 +97,12 @@ def print_params(paper: str, root: Path) -> None:
     params = notebook_parameters(paths.notebook(paper))
     profiles = load_profiles(paper, paths)
     print(f"{paper}: the parameters cell of notebooks/{paper}.ipynb; profiles from lastlayer/papers/{paper}/paper.yml")
-    print(f"usage: python -m lastlayer run {paper} --profile PROFILE -p NAME VALUE ...\n")
+    print(f"usage: python -m lastlayer run {paper} --profile PROFILE -p NAME VALUE ...")
+    for profile in ("cpu", "paper"):
+        line = format_estimate(paper, profile, root)
+        if line:
+            print(line)
+    print()
     for name, p in params.items():
         head = f"{name}  ({p.type_name})  default {format_value(p.default)}"
         print(head + (f"  [{p.constraint}]" if p.constraint else ""))

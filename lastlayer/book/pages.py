@@ -60,21 +60,27 @@ def _count_badges(claims: list[dict]) -> str:
                     for v in VERDICTS if counts[v]) or "–"
 
 
-def totals(results: dict[str, dict], titles: dict[str, str]) -> str:
-    """Per paper and overall: the verdicts of the paper's own setup, the proxies and the extensions apart."""
+def _totals_row(first_cell: str, claims: list[dict]) -> str:
+    groups = [[c for c in claims if _is_setup(c) == g] for g in ("paper setup", "proxy", "extension")]
+    return (f"<tr><td>{first_cell}</td>" + "".join(f'<td data-label="{label}">{_count_badges(g)}</td>'
+            for label, g in zip(("paper's setup", "proxies", "extensions"), groups)) + "</tr>")
+
+
+def totals(results: dict[str, dict], titles: dict[str, str], cross: frozenset = frozenset()) -> str:
+    """Per paper and overall: the verdicts of the paper's own setup, the proxies and the extensions apart. The
+    chapters in `cross` (those that test the papers against each other) come after the papers' total, counted
+    apart from it."""
     head = "".join(f"<th>{h}</th>" for h in ("paper", "paper's setup", "proxies", "extensions"))
-    rows, everything = [], []
+    rows, everything, apart = [], [], []
     for paper, r in results.items():
-        claims = r["claims"]
-        everything += claims
-        groups = [[c for c in claims if _is_setup(c) == g] for g in ("paper setup", "proxy", "extension")]
-        rows.append(f'<tr><td><a href="executed/{paper}.html">{_e(titles[paper])}</a></td>'
-                    + "".join(f'<td data-label="{label}">{_count_badges(g)}</td>'
-                              for label, g in zip(("paper's setup", "proxies", "extensions"), groups)) + "</tr>")
-    groups = [[c for c in everything if _is_setup(c) == g] for g in ("paper setup", "proxy", "extension")]
-    rows.append("<tr><td><strong>all papers</strong></td>"
-                + "".join(f'<td data-label="{label}">{_count_badges(g)}</td>'
-                          for label, g in zip(("paper's setup", "proxies", "extensions"), groups)) + "</tr>")
+        cell = f'<a href="executed/{paper}.html">{_e(titles[paper])}</a>'
+        if paper in cross:
+            apart.append(_totals_row(cell + " (across the papers, counted apart)", r["claims"]))
+            continue
+        everything += r["claims"]
+        rows.append(_totals_row(cell, r["claims"]))
+    rows.append(_totals_row("<strong>all papers</strong>", everything))
+    rows += apart
     return (f'<div class="ll-table-wrap"><table class="ll-table ll-stack"><thead><tr>{head}</tr></thead>'
             f'<tbody>{"".join(rows)}</tbody></table></div>')
 
@@ -136,7 +142,24 @@ def _minutes(r: dict) -> str:
     """The wall time, and what trained the runs where not this process alone (`run --workers`, `--cluster`)."""
     workers, cluster = r.get("workers", 1), r.get("cluster")
     where = f" (Dask cluster {cluster})" if cluster else (f" ({workers} worker processes)" if workers > 1 else "")
-    return f"{r['seconds'] / 60:.1f} min{where}"
+    chunks = r.get("chunks") or ()
+    parts = f", in {len(chunks)} chunks resumed through the run cache" if len(chunks) > 1 else ""
+    return f"{r['seconds'] / 60:.1f} min{where}{parts}"
+
+
+def _estimated(info) -> str:
+    """', about N minutes with W worker(s) ...' where the paper's plan prices its paper scale (plan.estimate)."""
+    from lastlayer.book.plan import PlanError, estimate
+    from lastlayer.book.runner import RunnerError
+    paper = info.id
+    try:
+        e = estimate(paper, "paper", info.folder.parents[2])  # lastlayer/papers/<id> -> the project's root
+    except (PlanError, RunnerError):  # a plan or profile that cannot price it: the page says nothing, never a guess
+        return ""
+    if not e or not e["seconds"]:
+        return ""
+    return (f"; about {e['seconds'] / 60:.0f} minutes with {e['workers']} worker(s) at its plan's per-run costs "
+            f"(`python -m lastlayer params {paper}`)")
 
 
 def claim_anchor(paper: str, claim_id: str) -> str:
@@ -154,7 +177,7 @@ def paper_section(info, r: dict, big: dict | None, states: dict) -> str:
              f"{_provenance(r, 'cpu', states.get((paper, 'cpu')))}"
              + (f"<br>{_provenance(big, 'paper', states.get((paper, 'paper')))}" if big else
                 (f"<br>Paper scale: not run here; it needs {_e(info.paper_scale_needs)}."
-                 if info.paper_scale_needs else "<br>Paper scale: not run yet.")), ""]
+                 if info.paper_scale_needs else f"<br>Paper scale: not run yet{_estimated(info)}.")), ""]
     other = {c["id"]: c for c in (big or {}).get("claims", [])}
     rows = []
     for c in r["claims"]:
@@ -185,14 +208,20 @@ def scorecard(results: dict[str, dict], paper_results: dict[str, dict] | None = 
               states: dict | None = None, root: Path | None = None) -> str:
     paper_results, states, info = paper_results or {}, states or {}, find_papers(root)
     titles = {p: i.title for p, i in info.items()}
-    parts = [SCORECARD_HEAD, "## Totals", "", totals(results, titles)]
+    cross = frozenset(p for p, i in info.items() if i.is_cross)
+    parts = [SCORECARD_HEAD, "## Totals", "", totals(results, titles, cross)]
     stages = two_stages(results, titles)
     if stages:
         parts += ["## Before and after: the pilot and the confirmatory run", "",
                   "Each chapter's committed run before this one was its pilot: it planned every claim's n. The "
                   "confirmatory run, on fresh seeds at those n, gives the verdicts above; the pilot's verdicts, "
                   "re-decided under the same declarations, are counted here for comparison only.", "", stages]
-    parts += [paper_section(info[p], r, paper_results.get(p), states) for p, r in results.items()]
+    parts += [paper_section(info[p], r, paper_results.get(p), states) for p, r in results.items() if p not in cross]
+    for p in [p for p in results if p in cross]:  # after the papers, under its own heading, with what it counts
+        head, _, rest = paper_section(info[p], results[p], paper_results.get(p), states).partition("\n")
+        parts.append(f"{head}\n\n*Across the papers:* claims of our own that carry one paper's claim to another "
+                     f"paper's network, data or baseline (setting *extension*), counted apart from the papers' claims "
+                     f"in the totals.\n{rest}")
     return "\n\n".join(parts) + "\n"
 
 
@@ -205,7 +234,8 @@ def verdict_totals(root: Path | None = None) -> str:
     n = sum(len(r["claims"]) for r in results.values())
     return (f"{n} claims checked in {len(results)} chapters, by verdict ({{doc}}`the scorecard <scorecard>` "
             "lists each one):\n\n"
-            + totals(results, {p: i.title for p, i in find_papers(root).items()}) + "\n")
+            + totals(results, {p: i.title for p, i in find_papers(root).items()},
+                     frozenset(p for p, i in find_papers(root).items() if i.is_cross)) + "\n")
 
 
 def times_table(results: dict[str, dict], paper_results: dict[str, dict] | None = None,
@@ -228,8 +258,12 @@ def toc(root: Path) -> str:
              "format: jb-book", "root: book/intro", "parts:", "  - caption: Reading and rerunning",
              "    chapters:", "      - file: book/reproduce", "      - file: book/scorecard",
              "  - caption: The papers", "    numbered: true", "    chapters:"]
-    for paper in find_papers(root):
-        if executed(root, paper).exists():
+    papers = find_papers(root)
+    for cross in (False, True):  # the papers, then the chapters that test them against each other (a part of their own)
+        ran = [p for p, info in papers.items() if info.is_cross == cross and executed(root, p).exists()]
+        if cross and ran:
+            lines += ["  - caption: Across the papers", "    numbered: true", "    chapters:"]
+        for paper in ran:
             lines.append(f"      - file: book/executed/{paper}")
             if executed(root, paper, "paper").exists():
                 lines += ["        sections:", f"          - file: book/executed/paper/{paper}"]
@@ -257,6 +291,7 @@ def states_of(root: Path) -> dict:
 def generated(root: Path) -> dict[Path, str]:
     """Every generated page and its text."""
     from .bench import load_benches, markdown_table
+    from .scales import scale_pages
     root = Path(root)
     results, big, states = load_results(root), load_results(root, "paper"), states_of(root)
     pages = {root / "book" / "scorecard.md": scorecard(results, big, states, root),
@@ -266,6 +301,7 @@ def generated(root: Path) -> dict[Path, str]:
              root / "book" / "_generated" / "example.md": worked_example(results) or
                  "No claim has gone from an inconclusive pilot to a decided confirmatory run yet.\n",
              root / "_toc.yml": toc(root)}
+    pages.update(scale_pages(root, results, big))  # both scales side by side, in both pages of a paper
     benches = load_benches(root)
     pages[root / "book" / "_generated" / "bench.md"] = ("\n".join(markdown_table(b) for b in benches) if benches
                                                         else "No benchmark has been run yet (`make bench`).\n")

@@ -27,8 +27,8 @@ from pathlib import Path
 
 import yaml
 
-from lastlayer.book.pages import results_file
 from lastlayer.book.registry import get_paper
+from lastlayer.book.runner import Paths, notebook_parameters, prepare
 
 
 class PlanError(ValueError):
@@ -67,8 +67,10 @@ def read_design(p) -> dict | None:
     d = yaml.safe_load(file.read_text()) or {}
     need = {"pilot": dict, "workers": int, "budget_minutes": (int, float), "fixed_seconds": (int, float),
             "experiments": dict}
+    optional = {"free": list, "fixed_scales_with": list}  # what another profile's estimate needs (`estimate`)
     bad = [k for k, t in need.items() if not isinstance(d.get(k), t)]
-    if bad or set(d) - set(need) or not {"commit", "results"} <= set(d["pilot"]):
+    bad += [k for k, t in optional.items() if k in d and not isinstance(d[k], t)]
+    if bad or set(d) - set(need) - set(optional) or not {"commit", "results"} <= set(d["pilot"]):
         raise PlanError(f"{where}: needs exactly {', '.join(need)} (pilot with commit and results); "
                         f"wrong or missing: {bad or sorted(set(d) - set(need)) or ['pilot.commit/results']}")
     declared = {c.id for c in p.load("claims").CLAIMS}
@@ -81,6 +83,8 @@ def read_design(p) -> dict | None:
             raise PlanError(f"{where}: experiment {name!r} feeds claims that are not declared: {unknown}")
         if "pilot" in e and not (isinstance(e["pilot"], dict) and {"commit", "results"} <= set(e["pilot"])):
             raise PlanError(f"{where}: experiment {name!r} names a pilot without commit and results")
+        if not isinstance(e.get("scales_with", []), list):
+            raise PlanError(f"{where}: experiment {name!r}: scales_with must be a list of parameters")
     for cid, names in _experiments_of(d).items():
         pilots = {str(d["experiments"][n].get("pilot")) for n in names}
         if len(pilots) > 1:
@@ -102,6 +106,92 @@ def design_seconds(design: dict, values: dict) -> float:
         share = design["workers"] if e.get("parallel", True) else 1
         total += units(values[e["parameter"]]) * e["seconds"] / share
     return total
+
+
+def _size(values: dict, entry, depth: int = 0) -> float:
+    """The size one `scales_with` entry reads from a profile's values: a parameter's value (a number, or a list's
+    length); a list of entries is their sum (sweeps run one after another), and a list inside it a product (images
+    x epochs x a constant: the passes per image). A constant alone is a number."""
+    if isinstance(entry, list):
+        sizes = [_size(values, e, depth + 1) for e in entry]
+        return sum(sizes) if depth % 2 == 0 else math.prod(sizes)
+    if isinstance(entry, (int, float)):
+        return float(entry)
+    v = values[entry]
+    return float(len(v)) if isinstance(v, (list, tuple)) else float(v)
+
+
+def _names(entries) -> set[str]:
+    """The parameters `scales_with` entries name, at any depth."""
+    out = set()
+    for e in entries:
+        out |= _names(e) if isinstance(e, list) else ({e} if isinstance(e, str) else set())
+    return out
+
+
+def estimate(paper: str, profile: str, root: Path) -> dict | None:
+    """The wall time of `paper`'s `profile` on the design's workers, from the cpu profile's per-unit costs in
+    plan.yml: each experiment's seconds per unit, times the profile's units, times the ratio of every size its
+    cost grows with (`scales_with`: data, epochs, the length of a sweep), the fixed part scaled by
+    `fixed_scales_with`. Returns {'seconds', 'experiments': {name: seconds}, 'unknown': [parameters]}: a
+    parameter the profile changes that is neither a unit, a scale nor declared `free` (not changing the cost:
+    a learning rate, the device) makes the estimate unknown (seconds None), since nothing says what it costs.
+    None where the paper has no design. A linear model of the cost: a guide to plan a run by, not a measurement;
+    the run records what it took."""
+    p = get_paper(paper, root)
+    design = read_design(p)
+    if design is None:
+        return None
+    return estimate_seconds(design, prepare(paper, "cpu", {}, root)[1], prepare(paper, profile, {}, root)[1])
+
+
+def estimate_seconds(design: dict, cpu: dict, other: dict) -> dict:
+    """`estimate` from a design and the values of the cpu profile and of the other profile."""
+    known = set(design.get("free", [])) | _names(design.get("fixed_scales_with", []))
+    out = {}
+    for name, e in design["experiments"].items():
+        known |= {e["parameter"]} | _names(e.get("scales_with", []))
+        ratio = math.prod(_size(other, s) / _size(cpu, s) for s in e.get("scales_with", []))
+        share = design["workers"] if e.get("parallel", True) else 1
+        out[name] = units(other[e["parameter"]]) * e["seconds"] * ratio / share
+    fixed = design["fixed_seconds"] * math.prod(_size(other, s) / _size(cpu, s)
+                                                for s in design.get("fixed_scales_with", []))
+    unknown = sorted(k for k in other if other[k] != cpu.get(k) and k not in known)
+    seconds = None if unknown else fixed + sum(out.values())
+    return {"seconds": seconds, "experiments": out, "fixed": fixed, "unknown": unknown,
+            "workers": design["workers"]}
+
+
+def machine_factor(paper: str, root: Path) -> float | None:
+    """How much longer than its design's estimate the committed cpu run took (its machine against the one the
+    per-unit costs were measured on); None without a design or a cpu run of today's cpu values."""
+    p = get_paper(paper, root)
+    design, path = read_design(p), Paths(Path(root)).results(paper, "cpu")
+    if design is None or not path.exists():
+        return None
+    cpu, results = prepare(paper, "cpu", {}, root)[1], json.loads(path.read_text())
+    if results.get("parameters") != json.loads(json.dumps(cpu)):
+        return None
+    return float(results["seconds"]) / design_seconds(design, cpu)
+
+
+def format_estimate(paper: str, profile: str, root: Path) -> str | None:
+    """One line for `params` and `status`: the estimated time of a profile, and on a machine like the last cpu
+    run's; None where there is nothing to estimate from."""
+    e = estimate(paper, profile, root)
+    if e is None:
+        return None
+    if e["seconds"] is None:
+        return (f"{profile} profile: no time estimate; it changes {', '.join(e['unknown'])}, and plan.yml does "
+                f"not say how the cost grows with them")
+    parts = ", ".join(f"{k} {v / 60:.0f}" for k, v in sorted(e["experiments"].items(), key=lambda kv: -kv[1]))
+    line = (f"{profile} profile: about {e['seconds'] / 60:.0f} min with {e['workers']} worker(s) at plan.yml's "
+            f"per-unit costs (minutes by experiment: {parts})")
+    factor = machine_factor(paper, root)
+    if factor is not None and abs(factor - 1) > 0.15:
+        line += (f"; the last cpu run took {factor:.1f}x its own estimate, so about {factor * e['seconds'] / 60:.0f}"
+                 f" min on a machine like that one")
+    return line
 
 
 def _experiments_of(design: dict) -> dict[str, list[str]]:
@@ -209,7 +299,6 @@ def _decide_pilot(p, path: Path, root: Path) -> tuple[dict, list]:
     # A parameter added since the pilot takes today's default: the pilot has no rows of its experiment, so the
     # claims that experiment feeds are 'not testable' in it whatever the value (they are planned from their own
     # pilot, named in plan.yml).
-    from lastlayer.book.runner import notebook_parameters
     fields = {f.name for f in dataclasses.fields(package.Params)}
     defaults = {k: v.default for k, v in notebook_parameters(p.notebook(root)).items() if k in fields}
     try:
@@ -244,7 +333,7 @@ def pilot_plan(paper: str, root: Path, scale: str = "cpu") -> dict:
     minutes."""
     p = get_paper(paper, root)
     design = read_design(p) if scale == "cpu" else None
-    path = Path(root) / design["pilot"]["results"] if design else results_file(root, paper, scale)
+    path = Path(root) / design["pilot"]["results"] if design else Paths(Path(root)).results(paper, scale)
     if not path.exists():
         raise PlanError(f"{paper}: no committed {scale} run to plan from ({path.relative_to(root)} is missing)")
     results, decided = _decide_pilot(p, path, root)
@@ -263,8 +352,7 @@ def pilot_plan(paper: str, root: Path, scale: str = "cpu") -> dict:
             by_id = {c["id"]: c for c in _entries(own_decided, own)}
             out[:] = [by_id[c["id"]] if c["id"] in e["claims"] else c for c in out]
             pilot_values[e["parameter"]] = own["parameters"][e["parameter"]]
-        from lastlayer.book.runner import prepare
-        run_values = prepare(paper, "cpu", {}, root)[1]       # the notebook's defaults: the confirmatory run
+            run_values = prepare(paper, "cpu", {}, root)[1]       # the notebook's defaults: the confirmatory run
         paper_values = prepare(paper, "paper", {}, root)[1]
         allocate(out, design, pilot_values, run_values, paper_values)
         best, best_funded, best_seconds = best_allocation(out, design, pilot_values)

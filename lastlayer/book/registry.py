@@ -21,6 +21,10 @@ PAPER_FILE = "paper.yml"
 _FIELDS = {"title": str, "citation": str, "url": (str, type(None)), "code": (str, type(None)), "question": str,
            "order": int,
            "paper_scale_needs": (str, type(None)), "profiles": dict}
+# Optional fields. `uses`: the papers whose packages this one builds on (a chapter that tests the papers' ideas
+# against each other); it may import exactly those (tests/test_layout.py), its input hash covers their code
+# (runner.input_hash), and the book puts it in a part of its own, its claims counted apart (pages).
+_OPTIONAL = {"uses": list}
 
 
 class PaperError(ValueError):
@@ -39,6 +43,12 @@ class Paper:
     paper_scale_needs: str | None  # what its paper scale needs that is not available offline (None: nothing)
     profiles: dict                 # {profile: {parameter: value}}
     folder: Path
+    uses: tuple[str, ...] = ()     # the papers whose packages this one imports (empty: a paper of its own)
+
+    @property
+    def is_cross(self) -> bool:
+        """Whether this chapter builds on other papers' packages (its own part of the book, counted apart)."""
+        return bool(self.uses)
 
     def notebook(self, root: Path) -> Path:
         return Path(root) / "notebooks" / f"{self.id}.ipynb"
@@ -72,7 +82,7 @@ def read_paper(folder: Path) -> Paper:
         raise PaperError(f"{where}{at}: not valid YAML: {getattr(e, 'problem', None) or e}") from None
     if not isinstance(meta, dict):
         raise PaperError(f"{where}: expected a mapping of {', '.join(_FIELDS)}")
-    unknown = sorted(set(meta) - set(_FIELDS))
+    unknown = sorted(set(meta) - set(_FIELDS) - set(_OPTIONAL))
     missing = sorted(set(_FIELDS) - set(meta))
     if unknown or missing:
         raise PaperError(f"{where}: " + "; ".join(
@@ -82,6 +92,10 @@ def read_paper(folder: Path) -> Paper:
         if not isinstance(meta[name], kind) or isinstance(meta[name], bool):
             raise PaperError(f"{where}: {name} must be {getattr(kind, '__name__', 'text or null')}, "
                              f"got {meta[name]!r}")
+    uses = meta.get("uses", [])
+    if not isinstance(uses, _OPTIONAL["uses"]) or not all(isinstance(u, str) and u for u in uses) \
+            or folder.name in uses:
+        raise PaperError(f"{where}: uses must be a list of other papers' ids, got {uses!r}")
     profiles = meta["profiles"]
     absent = [p for p in PROFILES if p not in profiles]
     extra = sorted(set(profiles) - set(PROFILES))
@@ -93,13 +107,20 @@ def read_paper(folder: Path) -> Paper:
     if bad:
         raise PaperError(f"{where}: profile(s) {', '.join(bad)} must map parameter names to values")
     return Paper(folder.name, meta["title"], meta["citation"], meta["url"], meta["code"], meta["question"], meta["order"],
-                 meta["paper_scale_needs"], {p: dict(profiles[p] or {}) for p in PROFILES}, folder)
+                 meta["paper_scale_needs"], {p: dict(profiles[p] or {}) for p in PROFILES}, folder, tuple(uses))
 
 
 def find_papers(root: Path | None = None) -> dict[str, Paper]:
-    """{id: Paper} for every folder with a paper.yml, in the book's order."""
+    """{id: Paper} for every folder with a paper.yml, in the book's order (the chapters that build on other papers
+    after the others). A paper that `uses` an unknown paper, or one that itself uses others, is an error."""
     found = [read_paper(f) for f in sorted(papers_dir(root).iterdir()) if (f / PAPER_FILE).is_file()]
-    return {p.id: p for p in sorted(found, key=lambda p: (p.order, p.id))}
+    papers = {p.id: p for p in sorted(found, key=lambda p: (p.is_cross, p.order, p.id))}
+    for p in papers.values():
+        bad = [u for u in p.uses if u not in papers or papers[u].is_cross]
+        if bad:
+            raise PaperError(f"lastlayer/papers/{p.id}/{PAPER_FILE}: uses {', '.join(bad)}, which "
+                             f"{'is' if len(bad) == 1 else 'are'} not a paper of its own")
+    return papers
 
 
 def get_paper(paper: str, root: Path | None = None) -> Paper:

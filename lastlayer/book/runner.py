@@ -134,13 +134,30 @@ def prepare(paper: str, profile: str = "cpu", overrides: dict | None = None,
     return paths, {**defaults, **profiles[profile], **overrides}, overrides
 
 
+def _uses(paper: str, root: Path) -> tuple[str, ...]:
+    """The papers `paper` builds on (its paper.yml's `uses`); none for a paper the registry does not know."""
+    try:
+        return get_paper(paper, root).uses
+    except PaperError:
+        return ()
+
+
+def hashed_files(paper: str, package_dir: Path = PACKAGE_DIR, uses=()) -> list[Path]:
+    """The code a chapter's input hash covers: the core and the paper's package (`provenance.code_files`), then the
+    packages of the papers it uses, so that a chapter built on them goes stale when one of them changes."""
+    files = code_files(paper, package_dir)
+    for used in uses:
+        files += [f for f in code_files(used, package_dir) if f.relative_to(package_dir).parts[:2] == ("papers", used)]
+    return files
+
+
 def input_hash(paper: str, profile: str, params: dict, paths: Paths, package_dir: Path = PACKAGE_DIR) -> str:
-    """What decides a run's outcome: the notebook, the profile, the parameters, the core's and the paper's code, and
-    the paper's planned.json (its claims' declarations carry it)."""
+    """What decides a run's outcome: the notebook, the profile, the parameters, the core's and the paper's code (and
+    the code of the papers it `uses`), and the paper's planned.json (its claims' declarations carry it)."""
     h = hashlib.sha256()
     h.update(paths.notebook(paper).read_bytes())
     h.update(json.dumps({"profile": profile, "parameters": params}, sort_keys=True, default=str).encode())
-    for f in code_files(paper, package_dir):
+    for f in hashed_files(paper, package_dir, _uses(paper, paths.root)):
         h.update(f.relative_to(package_dir).as_posix().encode())
         h.update(f.read_bytes())
     planned = package_dir / "papers" / paper / "planned.json"  # the claims' stage-1 plans enter their declarations
@@ -241,7 +258,9 @@ def add_provenance(nb: dict, results: dict) -> dict:
     minutes = results["seconds"] / 60
     cmd = command(results["paper"], results["profile"], results.get("overrides", {}))
     text = (f"```{{note}}\nThis page was executed by `{cmd}` on {results['device']} with torch "
-            f"{results['torch']}, at commit `{results['commit']}`, in {minutes:.1f} minutes. "
+            f"{results['torch']}, at commit `{results['commit']}`, in {minutes:.1f} minutes"
+            + (f" ({len(results['chunks'])} chunks of `--max-minutes`, resumed through the run cache)"
+               if len(results.get("chunks") or ()) > 1 else "") + ". "
             f"Its claims and verdicts are in `book/results/{'paper/' if results['profile'] == 'paper' else ''}"
             f"{results['paper']}.json`.")
     changes = results.get("rule_changes") or []
@@ -481,6 +500,26 @@ def _show_progress(paper: str, file: Path, show: bool):
         thread.join()
 
 
+def _chunk_file(paths: Paths, paper: str, profile: str) -> Path:
+    return paths.root / "build" / "chunks" / f"{paper}-{profile}.json"
+
+
+def _chunks(paths: Paths, paper: str, profile: str, digest: str) -> list[float]:
+    """The seconds of the earlier chunks of this run (same inputs) stopped at their `--max-minutes`."""
+    f = _chunk_file(paths, paper, profile)
+    try:
+        stored = json.loads(f.read_text())
+    except (OSError, ValueError):
+        return []
+    return [float(x) for x in stored.get("chunks", [])] if stored.get("input_hash") == digest else []
+
+
+def _write_chunks(paths: Paths, paper: str, profile: str, digest: str, chunks: list[float]) -> None:
+    f = _chunk_file(paths, paper, profile)
+    f.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(f, {"input_hash": digest, "chunks": chunks})
+
+
 def _run_locked(paper, profile, params, overrides, paths, data, force, progress, max_minutes, fan_out) -> dict:
     digest = input_hash(paper, profile, params, paths)
     if not force and stored_hashes(paper, paths, profile) == (digest, digest):
@@ -502,16 +541,22 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
             with _show_progress(paper, tmp / "progress.json", progress):
                 out = _execute(paper, paths, params, tmp, env, progress)
         except PartialRun:
-            used = (time.perf_counter() - start) / 60
-            raise PartialRun(f"partial run: {used:.1f} minutes used; rerun the same command to continue "
+            used = time.perf_counter() - start
+            earlier = _chunks(paths, paper, profile, digest)
+            _write_chunks(paths, paper, profile, digest, earlier + [round(used, 1)])
+            raise PartialRun(f"partial run: {used / 60:.1f} minutes used (chunk {len(earlier) + 1}, "
+                             f"{(sum(earlier) + used) / 60:.1f} in all); rerun the same command to continue "
                              f"(finished runs are cached); the book was not changed") from None
-        seconds = time.perf_counter() - start
+        # A run finished in chunks (`--max-minutes`) took the sum of its chunks: the earlier ones trained what this
+        # one loaded from the run cache.
+        chunks = _chunks(paths, paper, profile, digest) + [round(time.perf_counter() - start, 1)]
+        seconds = sum(chunks)
         res_file = tmp / f"{paper}.json"
         if not res_file.exists():
             raise RuntimeError(f"{paper}: the notebook ran but wrote no results (does it end with report.save()?)")
         results = json.loads(res_file.read_text())
         results.update(profile=profile, parameters=params, overrides=overrides, commit=commit,
-                       seconds=round(seconds, 1), workers=int(fan_out[WORKERS_ENV]),
+                       seconds=round(seconds, 1), chunks=chunks, workers=int(fan_out[WORKERS_ENV]),
                        cluster=fan_out.get(CLUSTER_ENV), input_hash=digest)
         before = paths.results(paper, profile)
         previous = json.loads(before.read_text()) if before.exists() else None
@@ -544,7 +589,9 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
             failed = install.keep_failed(paths.root, paper, out, results)
             raise RuntimeError(f"{paper}: could not install the outputs into the book ({e}); both book files "
                                f"are as before, the computed outputs are in {failed}") from None
-    print(f"{paper}: done in {seconds / 60:.1f} min -> {paths.executed(paper, profile).relative_to(paths.root)}, "
+    _chunk_file(paths, paper, profile).unlink(missing_ok=True)
+    print(f"{paper}: done in {seconds / 60:.1f} min" + (f" ({len(chunks)} chunks)" if len(chunks) > 1 else "")
+          + f" -> {paths.executed(paper, profile).relative_to(paths.root)}, "
           f"{paths.results(paper, profile).relative_to(paths.root)}", flush=True)
     return results
 

@@ -119,11 +119,14 @@ def sources_line(app, docname: str, info, scale: str) -> str:
     if info.url:
         paper += f" ([read it]({info.url}))"
     code = f"[its authors' code]({info.code})" if info.code else "its authors' code is not public"
+    if info.is_cross:  # a chapter built on the other chapters' packages: it cites the papers whose ideas it tests
+        uses = ", ".join(f"`lastlayer/papers/{u}/`" for u in info.uses)
+        paper, code = f"{{cite:t}}`{info.citation}`", f"it builds on {uses}"
     ours = (f"ours is `notebooks/{info.id}.ipynb` and `lastlayer/papers/{info.id}/` in this repository "
             f"({{ref}}`how to get it <get-the-code>`)")
     data = (f"{{download}}`results file <{rel(results_file(root, info.id, scale))}>` (claims, verdicts, every "
             f"run's measurements and parameters) and {{download}}`executed notebook <{rel(executed(root, info.id, scale))}>`")
-    return f"**The paper:** {paper}; {code}; {ours}. **This page's data:** {data}."
+    return f"**The paper{'s' if info.is_cross else ''}:** {paper}; {code}; {ours}. **This page's data:** {data}."
 
 
 def _name_and_source(app, docname: str, source: list[str]) -> None:
