@@ -173,3 +173,20 @@ def test_the_help_of_every_command_prints(capsys):
             parser.parse_args(argv)
         assert e.value.code == 0, argv
         assert "usage:" in capsys.readouterr().out
+
+
+def test_a_reader_that_leaves_early_gets_no_traceback():
+    """`python -m lastlayer params feature_cache | head -2`: the reader closes the pipe; the command stops without
+    a traceback. Here the reader is gone before the first line, so every write meets a closed pipe."""
+    import os
+    import subprocess
+    import sys
+    read, write = os.pipe()
+    os.close(read)
+    code = (f"from pathlib import Path; from lastlayer.book import cli\n"
+            f"cli.default_root = lambda: Path({str(ROOT)!r})\ncli.main(['params', 'feature_cache'])")
+    proc = subprocess.run([sys.executable, "-c", code], stdout=write, stderr=subprocess.PIPE, text=True,
+                          timeout=120, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    os.close(write)
+    assert "Traceback" not in proc.stderr and "BrokenPipeError" not in proc.stderr, proc.stderr
+    assert proc.returncode == 1

@@ -7,6 +7,7 @@ ran), 3 a partial run stopped at its `--max-minutes` deadline (rerun the same co
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -121,6 +122,9 @@ def main(argv: list[str] | None = None) -> None:
             print(f"stopped by {signal.Signals(signum).name}: the kernel was shut down and the book was not "
                   f"changed", file=sys.stderr)
             sys.exit(128 + signum)
+        except BrokenPipeError:  # `status | head`: the reader left; say nothing more (Python's own convention)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(1)
 
 
 def _main(argv: list[str] | None) -> None:
