@@ -352,7 +352,7 @@ def pilot_plan(paper: str, root: Path, scale: str = "cpu") -> dict:
             by_id = {c["id"]: c for c in _entries(own_decided, own)}
             out[:] = [by_id[c["id"]] if c["id"] in e["claims"] else c for c in out]
             pilot_values[e["parameter"]] = own["parameters"][e["parameter"]]
-            run_values = prepare(paper, "cpu", {}, root)[1]       # the notebook's defaults: the confirmatory run
+        run_values = prepare(paper, "cpu", {}, root)[1]       # the notebook's defaults: the confirmatory run
         paper_values = prepare(paper, "paper", {}, root)[1]
         allocate(out, design, pilot_values, run_values, paper_values)
         best, best_funded, best_seconds = best_allocation(out, design, pilot_values)

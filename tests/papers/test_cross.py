@@ -330,7 +330,7 @@ def test_the_asv_claims_read_the_evaluation_runs_and_the_jumps():
     rows = [InitRow("basenet", "eval", m, 0.001, s, 0.9 if m == "asv_backward" else 0.5 + 0.01 * s, False, 2)
             for m in ("xavier", "kaiming_backward", "asv_backward") for s in range(4)]
     rows += [InitRow("basenet", "select", "xavier", 0.01, 9, 0.99, False, 2)]
-    rows += [JumpRow("basenet", m, d, l, "max 4", 2.0 if m.startswith("kaiming") else 0.1 * d,
+    rows += [JumpRow("basenet", m, d, d, l, "max 4", 2.0 if m.startswith("kaiming") else 0.1 * d,
                      -2.0 if m.startswith("kaiming") else 0.05 * l) for m in ("kaiming_forward", "kaiming_backward",
                                                                              "asv_forward", "asv_backward")
              for d in range(4) for l in (1, 2)]

@@ -44,6 +44,7 @@ class Params:
     asv_batch: int
     asv_draws: int
     asv_signal_batch: int
+    draw_seed: int
     asv_select_seeds: list[int]
     asv_seeds: list[int]
     skip_datasets: list[str]
@@ -86,7 +87,8 @@ def run(params: Params) -> Runs:
     init, curves = initialiser_study(p.asv_networks, p.asv_lrs, p.asv_select_seeds, p.asv_seeds,
                                      n_train=p.asv_n_train, n_val=p.asv_n_val, epochs=p.asv_epochs,
                                      batch_size=p.asv_batch, draws=p.asv_draws, signal_batch=p.asv_signal_batch,
-                                     data_seed=p.data_seed, device=str(resolve_device(p.device)))
+                                     data_seed=p.data_seed, draw_seed=p.draw_seed,
+                                     device=str(resolve_device(p.device)))
     # feature_cache's cache settings: the first conv layer, a hit at or above the threshold, updated after the step
     settings = Settings(lr=p.skip_lr, optimizer="sgd", momentum=p.skip_momentum, layer="conv1", compare=">=",
                         update="after", target_acc=p.skip_targets[0], device=p.device)

@@ -80,7 +80,7 @@ def jump_picture(name: str, data: Split, *, draws: int, batch: int, seed: int = 
             curves += [dict(network=name, method=method, draw=d, l=l + 1, forward=float(np.log2(f)),
                             backward=float(np.log2(b))) for l, (f, b) in enumerate(zip(prof.forward, prof.backward))]
             fj, bj = jumps(prof.forward, pooled, "forward"), jumps(prof.backward, pooled, "backward")
-            rows += [JumpRow(name, method, d, i + 1, f"{layers[i].pool} {layers[i].T}", f, b)
+            rows += [JumpRow(name, method, d, seed + d, i + 1, f"{layers[i].pool} {layers[i].T}", f, b)
                      for i, f, b in zip(pooled, fj, bj)]
     return pd.DataFrame(curves), rows
 
@@ -106,6 +106,7 @@ class JumpRow:
     network: str
     method: str
     draw: int
+    seed: int                     # what seeded the draw's weights and input batch (draw_seed + draw)
     layer: int
     pool: str
     fwd_jump: float
@@ -123,8 +124,8 @@ def best_rates(rows) -> dict[tuple[str, str], float]:
 
 
 def initialiser_study(networks, lrs, select_seeds, seeds, *, n_train: int, n_val: int, epochs: int, batch_size: int,
-                      draws: int, signal_batch: int, data_seed: int = 0, cap: float | None = 3.0,
-                      device: str = "cpu") -> tuple[list, object]:
+                      draws: int, signal_batch: int, data_seed: int = 0, draw_seed: int = 0,
+                      cap: float | None = 3.0, device: str = "cpu") -> tuple[list, object]:
     """The variance picture and the training grid of every network (see the module's text). Returns the rows
     (`JumpRow`s, then `InitRow`s) and the picture's per-layer curves (a table)."""
     import pandas as pd
@@ -132,7 +133,7 @@ def initialiser_study(networks, lrs, select_seeds, seeds, *, n_train: int, n_val
     rows, curves, data = [], [], {}
     for name in networks:
         train, val = data[name] = network_data(name, n_train, n_val, data_seed)
-        c, jumped = jump_picture(name, train, draws=draws, batch=signal_batch, seed=data_seed, cap=cap)
+        c, jumped = jump_picture(name, train, draws=draws, batch=signal_batch, seed=draw_seed, cap=cap)
         curves.append(c)
         rows += jumped
     grid = []
