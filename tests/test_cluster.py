@@ -36,7 +36,7 @@ def test_workers_and_a_cluster_give_the_results_of_one_process(project, monkeypa
     one, dask = results["one process"], results["dask"]
     assert dask["cluster"] == "local:2" and one["cluster"] is None and results["workers"]["workers"] == 2
     assert [r["seed"] for r in dask["runs"] if "seed" in r] == [0, 1, 2, 3]
-    same = lambda r: {k: v for k, v in r.items() if k not in ("cluster", "workers", "seconds", "rule_changes")}
+    same = lambda r: {k: v for k, v in r.items() if k not in ("cluster", "workers", "seconds", "chunks", "rule_changes")}
     assert same(dask) == same(one) == same(results["workers"])
     log = (project / "notebooks" / "log").read_text().splitlines()
     assert len(log) == 24  # each run trained once per backend (start and end lines) ...
