@@ -121,11 +121,11 @@ def _size(values: dict, entry, depth: int = 0) -> float:
     return float(len(v)) if isinstance(v, (list, tuple)) else float(v)
 
 
-def _names(entries) -> set[str]:
+def parameter_names(entries) -> set[str]:
     """The parameters `scales_with` entries name, at any depth."""
     out = set()
     for e in entries:
-        out |= _names(e) if isinstance(e, list) else ({e} if isinstance(e, str) else set())
+        out |= parameter_names(e) if isinstance(e, list) else ({e} if isinstance(e, str) else set())
     return out
 
 
@@ -147,10 +147,10 @@ def estimate(paper: str, profile: str, root: Path) -> dict | None:
 
 def estimate_seconds(design: dict, cpu: dict, other: dict) -> dict:
     """`estimate` from a design and the values of the cpu profile and of the other profile."""
-    known = set(design.get("free", [])) | _names(design.get("fixed_scales_with", []))
+    known = set(design.get("free", [])) | parameter_names(design.get("fixed_scales_with", []))
     out = {}
     for name, e in design["experiments"].items():
-        known |= {e["parameter"]} | _names(e.get("scales_with", []))
+        known |= {e["parameter"]} | parameter_names(e.get("scales_with", []))
         ratio = math.prod(_size(other, s) / _size(cpu, s) for s in e.get("scales_with", []))
         share = design["workers"] if e.get("parallel", True) else 1
         out[name] = units(other[e["parameter"]]) * e["seconds"] * ratio / share

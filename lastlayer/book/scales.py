@@ -30,11 +30,11 @@ def changed_parameters(cpu: dict, paper: dict, names: set[str]) -> list[str]:
 
 def claim_parameters(design: dict | None) -> dict[str, set[str]]:
     """{claim: the parameters of its experiments}: the unit (seeds, rounds) and every size its cost grows with."""
-    from lastlayer.book.plan import _names
+    from lastlayer.book.plan import parameter_names
     out: dict[str, set[str]] = {}
     for e in (design or {}).get("experiments", {}).values():
         for cid in e["claims"]:
-            out.setdefault(cid, set()).update({e["parameter"], *_names(e.get("scales_with", []))})
+            out.setdefault(cid, set()).update({e["parameter"], *parameter_names(e.get("scales_with", []))})
     return out
 
 
