@@ -488,6 +488,29 @@ def test_asyncio_teardown_reports_in_the_kernel_log_are_not_errors():
     assert _kernel_errors("Task was destroyed but it is pending!\ntask: <Task pending>\n") == []
 
 
+def test_what_the_kernel_logs_once_asked_to_shut_down_is_not_an_error_of_the_run(tmp_path):
+    """jupyter_client interrupts a kernel before asking it to shut down, and the kernel may log the interrupt
+    racing its message handlers: the runner's kernel manager marks where the shutdown began."""
+    import asyncio
+    log = tmp_path / "kernel.log"
+    km = runner._kernel_manager(log)(kernel_name="python3")
+
+    async def start_and_stop():
+        await km.start_kernel(extra_arguments=runner.KERNEL_ARGS)
+        info = km.get_connection_info()
+        await km.shutdown_kernel()
+        return info
+    info = asyncio.run(start_and_stop())
+    # its sockets are files in the run's folder: no TCP port another kernel started at the same time could take
+    assert info["transport"] == "ipc" and Path(info["ip"]).parent == tmp_path
+    assert not list(tmp_path.glob("kernel-ipc*"))  # removed at shutdown
+    text = log.read_text()
+    assert text.count(runner.SHUTDOWN_MARK) == 1
+    late = "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\nERROR:tornado.general:Uncaught exception\n"
+    assert runner._kernel_errors(text + late) == []
+    assert runner._kernel_errors("[IPKernelApp] ERROR | boom\n" + text + late) == ["[IPKernelApp] ERROR | boom"]
+
+
 def test_a_paper_scale_page_gets_its_own_figure_labels_and_links_that_climb_one_folder_more():
     from lastlayer.book.runner import as_paper_scale_page
     nb = {"cells": [

@@ -377,13 +377,24 @@ def inject_parameters(notebook: Path, params: dict, out: Path) -> Path:
 def _kernel_manager(log: Path):
     """The kernel manager class papermill uses, with the kernel process's own stderr sent to `log`: what a cell
     writes reaches the notebook through the kernel's messages either way, but the kernel's log (e.g. the errors
-    of its message handlers while it is shut down under a signal) would otherwise land on our terminal."""
+    of its message handlers while it is shut down under a signal) would otherwise land on our terminal. It marks
+    in the log where the shutdown began (`SHUTDOWN_MARK`)."""
     from jupyter_client import AsyncKernelManager
 
     class KernelManager(AsyncKernelManager):
+        def __init__(self, **kw):
+            # Unix sockets in the run's own folder, not TCP ports: two kernels started at once (two runs, or a
+            # run beside the tests) can pick the same free port, and one then dies or gets the other's messages.
+            super().__init__(**{"transport": "ipc", "ip": str(log.parent / "kernel-ipc"), **kw})
+
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             with open(log, "ab") as stderr:  # the child keeps its own copy of the descriptor
                 return await super()._async_launch_kernel(kernel_cmd, **{**kw, "stderr": stderr})
+
+        async def shutdown_kernel(self, now: bool = False, restart: bool = False):
+            with open(log, "a") as stderr:  # appended after all the kernel wrote so far (both append)
+                stderr.write(f"\n{SHUTDOWN_MARK}\n")
+            return await super().shutdown_kernel(now=now, restart=restart)
 
     return KernelManager
 
@@ -449,13 +460,20 @@ def run(paper: str, profile: str = "cpu", overrides: dict | None = None, *, root
         raise RunnerError(str(e)) from None
 
 
+# What the runner appends to the kernel's log when it asks the kernel to shut down, every cell done. jupyter_client
+# interrupts the kernel (SIGINT) before the shutdown request, so what the kernel logs after this line is the
+# shutdown's racing its own message handlers ("KeyboardInterrupt caught in kernel", "Uncaught exception in ZMQStream
+# callback"), no error of the run, whose outputs are all in by then.
+SHUTDOWN_MARK = "--- lastlayer: the kernel was asked to shut down ---"
+
+
 def _kernel_errors(log: str) -> list[str]:
-    """The lines of the kernel's own stderr that say something went wrong. asyncio's report of tasks still
-    pending when the kernel's event loop is torn down at shutdown ("Task was destroyed but it is pending!" and its
-    "task: <Task ...>" line) comes after the last cell, from the kernel's or a worker pool's idle callbacks: it is
-    no error of the run, and is left out."""
+    """The lines of the kernel's own stderr, before its shutdown (`SHUTDOWN_MARK`), that say something went wrong.
+    asyncio's report of tasks still pending when an event loop is torn down ("Task was destroyed but it is
+    pending!" and its "task: <Task ...>" line) comes from the idle callbacks of a worker pool's loop: it is no error
+    of the run either, and is left out."""
     lines, skip = [], False
-    for line in log.strip().splitlines():
+    for line in log.split(SHUTDOWN_MARK)[0].strip().splitlines():
         if line.startswith("Task was destroyed but it is pending!"):
             skip = True
             continue
@@ -578,6 +596,8 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
         out.write_text(text)
         if problems:
             failed = install.keep_failed(paths.root, paper, out, results)
+            if kernel_errors:
+                install.atomic_copy(kernel_log, failed / kernel_log.name)
             raise RuntimeError(f"{paper}: the run cannot go into the book:\n  " + "\n  ".join(problems)
                                + f"\n(its outputs are in {failed}; the book was not changed)")
         staged = tmp / "results.json"
