@@ -504,6 +504,8 @@ def test_what_the_kernel_logs_once_asked_to_shut_down_is_not_an_error_of_the_run
     # its sockets are files in the run's folder: no TCP port another kernel started at the same time could take
     assert info["transport"] == "ipc" and Path(info["ip"]).parent == tmp_path
     assert not list(tmp_path.glob("kernel-ipc*"))  # removed at shutdown
+    deep = tmp_path / ("d" * 100) / "kernel.log"  # too long a path for a Unix socket: TCP, and a kernel that starts
+    assert runner._kernel_manager(deep)(kernel_name="python3").transport == "tcp"
     text = log.read_text()
     assert text.count(runner.SHUTDOWN_MARK) == 1
     late = "[IPKernelApp] ERROR | KeyboardInterrupt caught in kernel.\nERROR:tornado.general:Uncaught exception\n"

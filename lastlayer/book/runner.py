@@ -374,6 +374,9 @@ def inject_parameters(notebook: Path, params: dict, out: Path) -> Path:
     return out
 
 
+IPC_PATH_MAX = 96  # bytes of the kernel's socket prefix; it adds '-N', and a Unix socket's path has at most 107
+
+
 def _kernel_manager(log: Path):
     """The kernel manager class papermill uses, with the kernel process's own stderr sent to `log`: what a cell
     writes reaches the notebook through the kernel's messages either way, but the kernel's log (e.g. the errors
@@ -385,7 +388,9 @@ def _kernel_manager(log: Path):
         def __init__(self, **kw):
             # Unix sockets in the run's own folder, not TCP ports: two kernels started at once (two runs, or a
             # run beside the tests) can pick the same free port, and one then dies or gets the other's messages.
-            super().__init__(**{"transport": "ipc", "ip": str(log.parent / "kernel-ipc"), **kw})
+            # A socket's path has at most 107 bytes: under a deeper temporary folder the kernel keeps TCP.
+            ipc = str(log.parent / "kernel-ipc")
+            super().__init__(**({"transport": "ipc", "ip": ipc} if len(ipc.encode()) <= IPC_PATH_MAX else {}), **kw)
 
         async def _async_launch_kernel(self, kernel_cmd, **kw):
             with open(log, "ab") as stderr:  # the child keeps its own copy of the descriptor
