@@ -121,9 +121,13 @@ def test_max_minutes_stops_with_exit_3_and_the_same_command_continues(tmp_path):
     assert "partial run" in err and "rerun the same command to continue" in err and "Traceback" not in err
     results = roots["chunked"] / "book" / "results" / "digit_pairs.json"
     assert not results.exists()
+    status = cli_process(roots["chunked"], "status", env=env).communicate(timeout=60)[0]
+    assert ("a run stopped after 1 chunk" in status
+            and "`python -m lastlayer run digit_pairs --profile smoke -p lr 0.5` continues it" in status), status
     proc = cli_process(roots["chunked"], *command, env=env)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, (out, err)
+    assert "stopped after" not in cli_process(roots["chunked"], "status", env=env).communicate(timeout=60)[0]
     whole = cli_process(roots["whole"], *command[:-2], env={**env, "LASTLAYER_CACHE": "off"})
     out, err = whole.communicate(timeout=180)
     assert whole.returncode == 0, (out, err)

@@ -18,7 +18,7 @@ from lastlayer.book.registry import PROFILES, find_papers
 from lastlayer.book.runner import (PartialRun, RunnerError, stop_on_signals, available_papers, default_root,
                                    load_profiles,
                                    notebook_parameters, parse_value, prepare_notebooks, run, status, Paths,
-                                   check_paper)
+                                   check_paper, stopped_runs, command as rerun_command)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -80,7 +80,8 @@ def print_status(root: Path) -> None:
         results = load_results(root, scale)
         for paper, info in find_papers(root).items():
             guess = estimate(paper, "paper", root) if scale == "paper" and not info.paper_scale_needs else None
-            if scale == "paper" and paper not in results and not (guess and guess["seconds"]):
+            stopped = [r for r in stopped_runs(paper, root) if (r["profile"] == "paper") == (scale == "paper")]
+            if scale == "paper" and paper not in results and not (guess and guess["seconds"]) and not stopped:
                 continue
             state = status(paper, root, scale)
             if paper in results:
@@ -89,6 +90,10 @@ def print_status(root: Path) -> None:
                 state += f"; last run: profile {r['profile']}, {r['seconds'] / 60:.1f} min{chunks} on {r['device']}"
             if guess and guess["seconds"]:
                 state += f"; estimated {guess['seconds'] / 60:.0f} min at plan.yml's costs (`params {paper}`)"
+            for r in stopped:
+                n, again = len(r["chunks"]), rerun_command(paper, r["profile"], r["overrides"])
+                state += (f"; a run stopped after {n} chunk{'s' if n > 1 else ''} ({sum(r['chunks']) / 60:.1f} min), "
+                          f"its finished trainings in the run cache: `{again}` continues it")
             print(f"{paper:18s} {'paper scale ' if scale == 'paper' else ''}{state}")
 
 

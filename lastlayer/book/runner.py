@@ -537,10 +537,26 @@ def _chunks(paths: Paths, paper: str, profile: str, digest: str) -> list[float]:
     return [float(x) for x in stored.get("chunks", [])] if stored.get("input_hash") == digest else []
 
 
-def _write_chunks(paths: Paths, paper: str, profile: str, digest: str, chunks: list[float]) -> None:
+def _write_chunks(paths: Paths, paper: str, profile: str, overrides: dict, digest: str, chunks: list[float]) -> None:
     f = _chunk_file(paths, paper, profile)
     f.parent.mkdir(parents=True, exist_ok=True)
-    write_json_atomic(f, {"input_hash": digest, "chunks": chunks})
+    write_json_atomic(f, {"input_hash": digest, "profile": profile, "overrides": overrides, "chunks": chunks})
+
+
+def stopped_runs(paper: str, root: Path | None = None) -> list[dict]:
+    """The runs of `paper` stopped at their `--max-minutes` whose inputs are still today's, so that the same command
+    continues them: [{profile, overrides, chunks (seconds each)}]."""
+    paths = Paths(Path(root) if root else default_root())
+    out = []
+    for profile in PROFILES:
+        try:
+            stored = json.loads(_chunk_file(paths, paper, profile).read_text())
+            _, params, overrides = prepare(paper, profile, stored.get("overrides") or {}, paths.root)
+        except (OSError, ValueError, RunnerError):
+            continue
+        if stored.get("input_hash") == input_hash(paper, profile, params, paths) and stored.get("chunks"):
+            out.append({"profile": profile, "overrides": overrides, "chunks": stored["chunks"]})
+    return out
 
 
 def _run_locked(paper, profile, params, overrides, paths, data, force, progress, max_minutes, fan_out) -> dict:
@@ -566,7 +582,7 @@ def _run_locked(paper, profile, params, overrides, paths, data, force, progress,
         except PartialRun:
             used = time.perf_counter() - start
             earlier = _chunks(paths, paper, profile, digest)
-            _write_chunks(paths, paper, profile, digest, earlier + [round(used, 1)])
+            _write_chunks(paths, paper, profile, overrides, digest, earlier + [round(used, 1)])
             raise PartialRun(f"partial run: {used / 60:.1f} minutes used (chunk {len(earlier) + 1}, "
                              f"{(sum(earlier) + used) / 60:.1f} in all); rerun the same command to continue "
                              f"(finished runs are cached); the book was not changed") from None
