@@ -57,4 +57,4 @@ clean:
 	rm -rf _build build
 
 screenshots: html    ## every page of the book at desktop and phone width in headless Chromium (apt-get install chromium)
-	$(PY) scripts/screenshots.py --html _build/html --out build/screenshots
+	"$(PY)" scripts/screenshots.py --html _build/html --out build/screenshots

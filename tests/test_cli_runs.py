@@ -124,6 +124,9 @@ def test_max_minutes_stops_with_exit_3_and_the_same_command_continues(tmp_path):
     status = cli_process(roots["chunked"], "status", env=env).communicate(timeout=60)[0]
     assert ("a run stopped after 1 chunk" in status
             and "`python -m lastlayer run digit_pairs --profile smoke -p lr 0.5` continues it" in status), status
+    # the ledger of the chunks is in the run cache, so another checkout given the same cache continues the run
+    assert (tmp_path / "cache" / "chunks" / "digit_pairs-smoke.json").exists()
+    assert "a run stopped after 1 chunk" in cli_process(roots["whole"], "status", env=env).communicate(timeout=60)[0]
     proc = cli_process(roots["chunked"], *command, env=env)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, (out, err)
@@ -136,7 +139,7 @@ def test_max_minutes_stops_with_exit_3_and_the_same_command_continues(tmp_path):
     # the wall time is the sum of the chunks, each recorded; the ledger of the stopped chunks is gone
     assert len(a["chunks"]) == 2 and a["chunks"][0] >= 0.4 * 60 * 0.5 and len(b["chunks"]) == 1
     assert a["seconds"] == pytest.approx(sum(a["chunks"]), abs=0.11)
-    assert not (roots["chunked"] / "build" / "chunks" / "digit_pairs-smoke.json").exists()
+    assert not (tmp_path / "cache" / "chunks" / "digit_pairs-smoke.json").exists()
     volatile = ("seconds", "commit", "chunks")
     assert {k: v for k, v in a.items() if k not in volatile} == {k: v for k, v in b.items() if k not in volatile}
 

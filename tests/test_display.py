@@ -74,6 +74,14 @@ def test_a_table_has_a_numbered_caption_and_no_empty_index_header():
         display.table(df, caption="")
 
 
+def test_a_table_never_shows_a_negative_zero():
+    df = pd.DataFrame({"jump": ["+0.69 ± 0.68 (-0.00)", "-0.02 (-0.01)", "[-0.0, 1.2]", "x-0.0"],
+                       "acc": [-0.0001, 0.5, -0.3, 0.0]})
+    t = display.table(df, caption="Jumps.", digits={"acc": 2})
+    assert "(0.00)" in t and "-0.02 (-0.01)" in t and "[0.0, 1.2]" in t and "x-0.0" in t
+    assert ">0.00<" in t and "-0.30" in t and "-0.00" not in t.replace("x-0.0", "")
+
+
 def test_the_book_style_gives_text_of_at_least_10_px_at_the_column_width():
     plots.use_book_style()
     try:
@@ -112,6 +120,18 @@ def test_every_figure_has_a_meaningful_alt_text():
     for paper, cell in cells:
         alt = cell["metadata"]["mystnb"].get("image", {}).get("alt", "")
         assert len(alt.split()) >= 6 and "/" not in alt and not alt.endswith(".png"), (paper, alt)
+
+
+def test_every_image_of_an_executed_chapter_is_a_numbered_figure_with_its_alt_text():
+    """An image drawn by a cell without figure metadata would show unnumbered, its alt text a file name."""
+    executed = sorted((ROOT / "book" / "executed").rglob("*.ipynb"))
+    assert executed
+    for path in executed:
+        for cell in json.loads(path.read_text())["cells"]:
+            if any("image/png" in o.get("data", {}) for o in cell.get("outputs", [])):
+                mystnb = cell["metadata"].get("mystnb", {})
+                assert mystnb.get("figure", {}).get("name") and mystnb.get("image", {}).get("alt"), \
+                    (path.relative_to(ROOT).as_posix(), "".join(cell["source"])[:60])
 
 
 def test_every_claim_row_of_a_chapter_is_an_anchor_the_scorecard_can_link_to():

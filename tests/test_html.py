@@ -86,6 +86,37 @@ def test_no_stray_outputs(pages):
     assert not bad, f"stray outputs: {bad[:8]}"
 
 
+RAW_NUMBERS = {
+    "a negative zero": re.compile(r"(?<![\w.])[-\u2212]0(\.0+)?(?![\d.])"),
+    "a singular count in the plural": re.compile(r"(?<![\d.,])1 (threads|seeds|runs|rounds|draws|chunks|workers|"
+                                                 r"minutes|epochs|points|images|claims|parts)\b"),
+    "a level with four decimals or more": re.compile(r"\d+\.\d{4,}\s?%"),
+    "a count of five digits without a separator": re.compile(r"\bn = \d{5,}"),
+    "a raw float": re.compile(r"(?<![\w.])0*[1-9][\d.]*\b|(?<![\w.])0\.0*[1-9]\d*\b"),
+}
+ARXIV_ID = re.compile(r"(arXiv:?\s*|abs/)\d{4}\.\d{4,5}(v\d+)?|doi:\S+")  # names, not numbers
+SIGNIFICANT = 6  # a float shown with more significant digits than this was not rounded for a reader
+
+
+def _raw(what: str, number: str) -> bool:
+    return what != "a raw float" or ("." in number and len(number.replace(".", "").lstrip("0")) > SIGNIFICANT)
+
+
+def test_no_number_reads_raw_in_the_text(pages):
+    """Numbers are written for a reader: no -0.0, '1 threads', '98.3333%', 'n = 110823' or an unrounded float, in
+    prose, tables and figure captions alike (code is left as it is)."""
+    bad = []
+    for name, soup in pages.items():
+        main = _main(soup)
+        for code in main.select("pre, code, div.highlight, .cell_input"):
+            code.decompose()
+        text = ARXIV_ID.sub("", main.get_text(" ", strip=True))
+        for what, pattern in RAW_NUMBERS.items():
+            bad += [(name, what, text[max(0, m.start() - 40):m.end() + 20]) for m in pattern.finditer(text)
+                    if _raw(what, m.group())]
+    assert not bad, f"{len(bad)} raw numbers: {bad[:8]}"
+
+
 def test_every_image_and_internal_link_exists(site, pages):
     missing = []
     for name, soup in pages.items():

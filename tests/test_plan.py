@@ -230,3 +230,32 @@ def test_the_cpu_estimate_is_the_designs_and_cpu_paper_scales_are_priced(paper):
     if paper in ("digit_pairs", "feature_cache"):
         big = estimate(paper, "paper", ROOT)
         assert big["unknown"] == [] and big["seconds"] > 0, big
+
+
+@pytest.mark.parametrize("paper", ["digit_pairs", "feature_cache"])
+def test_the_estimate_line_prices_the_profile_on_this_design_and_on_the_last_cpu_runs_machine(paper, tmp_path):
+    """`params` and `status` print it: the profile's minutes at plan.yml's costs, and, where the committed cpu run of
+    today's values took more than 15% longer or shorter than its own estimate, the minutes on a machine like that."""
+    import shutil
+
+    from lastlayer.book.plan import format_estimate, machine_factor
+    info = get_paper(paper, ROOT)
+    design, cpu = read_design(info), prepare(paper, "cpu", {}, ROOT)[1]
+    e = estimate(paper, "paper", ROOT)
+    factor = machine_factor(paper, ROOT)
+    results = json.loads((ROOT / "book" / "results" / f"{paper}.json").read_text())
+    if results["parameters"] == json.loads(json.dumps(cpu)):
+        assert factor == pytest.approx(results["seconds"] / design_seconds(design, cpu))
+    else:
+        assert factor is None
+    line = format_estimate(paper, "paper", ROOT)
+    assert line.startswith(f"paper profile: about {e['seconds'] / 60:.0f} min with {e['workers']} worker(s)")
+    assert ("on a machine like that one" in line) == (factor is not None and abs(factor - 1) > 0.15)
+    # a cpu run taken at other values than today's says nothing about this machine
+    project = tmp_path / "p"
+    for part in ("lastlayer", "notebooks", "book/results"):
+        shutil.copytree(ROOT / part, project / part, ignore=shutil.ignore_patterns("__pycache__"))
+    moved = project / "book" / "results" / f"{paper}.json"
+    moved.write_text(json.dumps({**results, "parameters": {**results["parameters"], "seed": -1}}))
+    assert machine_factor(paper, project) is None
+    assert "on a machine like that one" not in format_estimate(paper, "paper", project)

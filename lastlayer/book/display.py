@@ -33,11 +33,12 @@ from __future__ import annotations
 
 import html
 import math
+import re
 from collections.abc import Mapping
 
 import numpy as np
 
-from lastlayer.numbers import count, unit_scale
+from lastlayer.numbers import count, fixed, unit_scale
 from lastlayer.stats import VERDICTS
 
 
@@ -212,6 +213,16 @@ def claims_digest(report, exclude=(), digits: int = 4) -> None:
             print(f"{label}: {d['verdict']}; {g(d.get('estimate'))} [{g(lo)}, {g(hi)}] (n = {d.get('n')})")
 
 
+# A number rounded to zero from below, alone or inside a cell's text ('+0.69 (-0.00)', '[-0.0, 1.2]'): a reader
+# reads it as a sign that is not there.
+_NEGATIVE_ZERO = re.compile(r"(?<![\w.])[-\u2212](0(?:\.0+)?)(?![\d.])")
+
+
+def no_negative_zero(text: str) -> str:
+    """`text` with every number that rounds to a signed zero written as zero."""
+    return _NEGATIVE_ZERO.sub(r"\1", text)
+
+
 def _cell(x) -> str:
     if x is None:
         return "–"
@@ -279,9 +290,9 @@ def table(df, *, caption: str, index: bool | None = None, digits: dict | None = 
         cells, texts = [], []
         for col, x in zip(cols, row):
             if col in digits and isinstance(x, (int, float, np.number)) and not pd.isna(x):
-                text = f"{float(x):.{digits[col]}f}"
+                text = fixed(x, digits[col])
             else:
-                text = _cell(x)
+                text = no_negative_zero(_cell(x))
             texts.append(text)
             num = isinstance(x, (int, float, np.number)) and not isinstance(x, (bool, np.bool_))
             cells.append(f'<td class="ll-num">{_e(text)}</td>' if num else f"<td>{_e(text)}</td>")

@@ -31,6 +31,7 @@ from lastlayer.book.params import check as check_values
 from lastlayer.book.report import git_commit, validate, write_json_atomic
 from lastlayer.environment import (CLUSTER_CONFIG_ENV, CLUSTER_ENV, DATA_ENV, DEADLINE_ENV, PROGRESS_ENV, RESULTS_ENV,
                                    WORKERS_ENV)
+from lastlayer.training.cache import cache_dir
 from lastlayer.training.fanout import ClusterError, check_cluster
 from lastlayer.provenance import PACKAGE_DIR, code_files
 
@@ -524,7 +525,10 @@ def _show_progress(paper: str, file: Path, show: bool):
 
 
 def _chunk_file(paths: Paths, paper: str, profile: str) -> Path:
-    return paths.root / "build" / "chunks" / f"{paper}-{profile}.json"
+    """The ledger of a run's chunks lives beside the runs they trained, in the run cache: a cache carried to another
+    checkout or machine (a paper profile longer than one sitting) carries the chunks' wall time with it."""
+    cache = cache_dir()
+    return (cache if cache is not None else paths.root / "build") / "chunks" / f"{paper}-{profile}.json"
 
 
 def _chunks(paths: Paths, paper: str, profile: str, digest: str) -> list[float]:
