@@ -127,6 +127,13 @@ def test_max_minutes_stops_with_exit_3_and_the_same_command_continues(tmp_path):
     # the ledger of the chunks is in the run cache, so another checkout given the same cache continues the run
     assert (tmp_path / "cache" / "chunks" / "digit_pairs-smoke.json").exists()
     assert "a run stopped after 1 chunk" in cli_process(roots["whole"], "status", env=env).communicate(timeout=60)[0]
+    # a cache kept in the repository (book/cache/<profile>) is found without pointing at it, and the command says so
+    shutil.copytree(tmp_path / "cache", roots["whole"] / "book" / "cache" / "smoke")
+    elsewhere = {**env, "LASTLAYER_CACHE": str(tmp_path / "empty")}
+    status = cli_process(roots["whole"], "status", env=elsewhere).communicate(timeout=60)[0]
+    assert ("a run stopped after 1 chunk" in status and "`LASTLAYER_CACHE=book/cache/smoke python -m lastlayer run "
+            "digit_pairs --profile smoke -p lr 0.5` continues it" in status), status
+    shutil.rmtree(roots["whole"] / "book" / "cache")
     proc = cli_process(roots["chunked"], *command, env=env)
     out, err = proc.communicate(timeout=180)
     assert proc.returncode == 0, (out, err)

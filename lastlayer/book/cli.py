@@ -92,6 +92,8 @@ def print_status(root: Path) -> None:
                 state += f"; estimated {guess['seconds'] / 60:.0f} min at plan.yml's costs (`params {paper}`)"
             for r in stopped:
                 n, again = len(r["chunks"]), rerun_command(paper, r["profile"], r["overrides"])
+                if r["cache"]:  # kept in the repository: the command must use that cache
+                    again = f"LASTLAYER_CACHE={r['cache']} {again}"
                 state += (f"; a run stopped after {n} chunk{'s' if n > 1 else ''} ({sum(r['chunks']) / 60:.1f} min), "
                           f"its finished trainings in the run cache: `{again}` continues it")
             print(f"{paper:18s} {'paper scale ' if scale == 'paper' else ''}{state}")

@@ -524,11 +524,18 @@ def _show_progress(paper: str, file: Path, show: bool):
         thread.join()
 
 
-def _chunk_file(paths: Paths, paper: str, profile: str) -> Path:
-    """The ledger of a run's chunks lives beside the runs they trained, in the run cache: a cache carried to another
-    checkout or machine (a paper profile longer than one sitting) carries the chunks' wall time with it."""
-    cache = cache_dir()
+def _chunk_file(paths: Paths, paper: str, profile: str, cache: Path | None = None) -> Path:
+    """The ledger of a run's chunks lives beside the runs they trained, in the run cache (`cache`, default the one in
+    use): a cache carried to another checkout or machine (a paper profile longer than one sitting) carries the
+    chunks' wall time with it."""
+    cache = cache or cache_dir()
     return (cache if cache is not None else paths.root / "build") / "chunks" / f"{paper}-{profile}.json"
+
+
+def repository_cache(root: Path, profile: str) -> Path:
+    """The run cache a long profile run on the CPU keeps in the repository, committed chunk by chunk, so that a fresh
+    checkout continues it (`LASTLAYER_CACHE=book/cache/<profile>`)."""
+    return Path(root) / "book" / "cache" / profile
 
 
 def _chunks(paths: Paths, paper: str, profile: str, digest: str) -> list[float]:
@@ -548,18 +555,23 @@ def _write_chunks(paths: Paths, paper: str, profile: str, overrides: dict, diges
 
 
 def stopped_runs(paper: str, root: Path | None = None) -> list[dict]:
-    """The runs of `paper` stopped at their `--max-minutes` whose inputs are still today's, so that the same command
-    continues them: [{profile, overrides, chunks (seconds each)}]."""
+    """The runs of `paper` stopped at their `--max-minutes` whose inputs are still today's, in the run cache in use or
+    in the repository's (`repository_cache`), so that the same command continues them: [{profile, overrides, chunks
+    (seconds each), cache (None: the one in use; else the repository's, relative to the root)}]."""
     paths = Paths(Path(root) if root else default_root())
-    out = []
+    here, out = cache_dir(), []
     for profile in PROFILES:
-        try:
-            stored = json.loads(_chunk_file(paths, paper, profile).read_text())
-            _, params, overrides = prepare(paper, profile, stored.get("overrides") or {}, paths.root)
-        except (OSError, ValueError, RunnerError):
-            continue
-        if stored.get("input_hash") == input_hash(paper, profile, params, paths) and stored.get("chunks"):
-            out.append({"profile": profile, "overrides": overrides, "chunks": stored["chunks"]})
+        committed = repository_cache(paths.root, profile)
+        for cache in [here] + ([committed] if here is None or committed.resolve() != here else []):
+            try:
+                stored = json.loads(_chunk_file(paths, paper, profile, cache).read_text())
+                _, params, overrides = prepare(paper, profile, stored.get("overrides") or {}, paths.root)
+            except (OSError, ValueError, RunnerError):
+                continue
+            if stored.get("input_hash") == input_hash(paper, profile, params, paths) and stored.get("chunks"):
+                out.append({"profile": profile, "overrides": overrides, "chunks": stored["chunks"],
+                            "cache": None if cache is here else committed.relative_to(paths.root).as_posix()})
+                break
     return out
 
 
