@@ -57,7 +57,7 @@ def shoot(chrome: str, page: Path, out: Path, width: int, height: int) -> None:
                         f"--user-data-dir={profile}", f"--window-size={width},{height}",
                         "--virtual-time-budget=8000",  # let MathJax typeset before the picture
                         f"--screenshot={out}", page.resolve().as_uri()],
-                       check=True, capture_output=True, timeout=120)
+                       check=True, capture_output=True, timeout=120 * max(1, height // 30000))  # taller: longer
 
 
 def main() -> None:
